@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+import torch
+
+from predictors.estimators.noise_scale import gradient_noise_scale, noise_scale_from_norms
+
+
+def _problem(n=20_000, d=50, seed=0):
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=d) * 0.2
+    sd = rng.uniform(0.5, 2.0, d)
+    per_example = g + rng.normal(size=(n, d)) * sd  # Sigma = diag(sd^2)
+    return per_example, g, sd
+
+
+def test_b_simple_matches_trace_sigma_over_g2():
+    per_example, g, sd = _problem()
+    true_b = np.sum(sd**2) / np.sum(g**2)
+    res = gradient_noise_scale(lambda idx: per_example[idx].mean(axis=0), len(per_example), 16, 512, 300, seed=0)
+    assert abs(res.b_simple - true_b) / true_b < 0.10, (res, true_b)
+    assert res.trace_sigma == pytest.approx(np.sum(sd**2), rel=0.05)
+
+
+def test_accepts_torch_gradients_and_is_seeded():
+    per_example, _, _ = _problem(n=2000, d=10, seed=1)
+    t = torch.from_numpy(per_example)
+
+    def grad_fn(idx):
+        return t[torch.as_tensor(idx)].mean(0)
+
+    a = gradient_noise_scale(grad_fn, 2000, 8, 128, 20, seed=3)
+    b = gradient_noise_scale(grad_fn, 2000, 8, 128, 20, seed=3)
+    assert a == b
+
+
+def test_exact_expectations_give_exact_answer():
+    # with E|G_B|^2 = |G|^2 + S/B plugged in, the estimator is exact
+    g2, s = 2.0, 50.0
+    res = noise_scale_from_norms(np.array([g2 + s / 4]), np.array([g2 + s / 64]), 4, 64)
+    assert res.b_simple == pytest.approx(s / g2)
+    with pytest.raises(ValueError, match="b_small < b_big"):
+        noise_scale_from_norms(np.ones(2), np.ones(2), 8, 8)
