@@ -1,7 +1,8 @@
 """Default locations on disk, overridable through the environment.
 
 - ``GAPBENCH_HOME``: project working directory (default: the current directory).
-- ``GAPBENCH_CACHE``: prepared-data cache (default: ``$GAPBENCH_HOME/.cache``).
+- ``GAPBENCH_CACHE``: cache root (default: ``$GAPBENCH_HOME/.cache``); prepared task arrays live
+  in ``<cache>/data``, raw files downloaded from the official sources in ``<cache>/raw``.
 - ``GAPBENCH_ZOOS``: where ``gapbench zoo build`` writes zoos (default: ``$GAPBENCH_HOME/zoos``).
 - ``GAPBENCH_DATA_MIRROR``: a local mirror of the raw data sets (see ``model_zoo.data``).
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+MIRROR_ENV = "GAPBENCH_DATA_MIRROR"
 
 
 def home() -> Path:
@@ -25,5 +28,15 @@ def zoos_dir() -> Path:
 
 
 def data_mirror() -> Path | None:
-    value = os.environ.get("GAPBENCH_DATA_MIRROR")
+    value = os.environ.get(MIRROR_ENV)
     return Path(value).resolve() if value else None
+
+
+def prepared_data_dir(root: Path | None = None) -> Path:
+    """Where prepared task arrays are cached: ``<root or cache_dir()>/data``."""
+    return Path(root if root is not None else cache_dir()) / "data"
+
+
+def raw_download_dir(root: Path | None = None) -> Path:
+    """Where raw files fetched from official sources are kept: ``<root or cache_dir()>/raw``."""
+    return Path(root if root is not None else cache_dir()) / "raw"
