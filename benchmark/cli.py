@@ -181,11 +181,11 @@ def scoring_columns() -> list[str]:
 
 
 def _board_meta(models, meta: dict, runs) -> dict:
-    sizes = models.groupby("task").agg(models=("model_id", "size"), converged=("status", lambda s: int((s == "converged").sum())))
+    """What the leaderboard header shows: the zoo, its size per task, the commit and the date."""
     return {
         "zoo_id": meta["zoo_id"],
         "spec_name": meta.get("spec_name", ""),
-        "tasks": {t: {"models": int(r.models), "converged": int(r.converged)} for t, r in sizes.iterrows()},
+        "n_models": {str(t): int(n) for t, n in models.groupby("task").size().items()},
         "git_commit": str(runs["git_commit"].iloc[0]) if len(runs) else "unknown",
         "date": str(runs["date"].iloc[0]) if len(runs) else "",
     }
