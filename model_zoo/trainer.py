@@ -70,9 +70,11 @@ class TrainConfig:
         for name in ("lr", "target_ce"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name}={getattr(self, name)!r} (must be > 0)")
-        for name in ("batch_size", "train_size", "max_steps", "window_steps", "projection_dim"):
+        for name in ("batch_size", "train_size", "max_steps", "projection_dim"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name}={getattr(self, name)!r} (must be >= 1)")
+        if self.window_steps < 0:
+            problems.append(f"window_steps={self.window_steps!r} (must be >= 0; 0 records no window)")
         if self.weight_decay < 0:
             problems.append(f"weight_decay={self.weight_decay!r} (must be >= 0)")
         if not 0.0 <= self.label_noise <= 1.0:
@@ -104,7 +106,7 @@ class TrainResult:
     steps_to_converge: int | None
     total_steps: int
     curve: list[dict[str, float]]
-    window: TrajectoryWindow
+    window: TrajectoryWindow | None  # None when window_steps == 0 (retraining)
     seconds: float
     n_params: int = 0
     window_seconds: float = 0.0  # part of ``seconds`` spent in the window (steps + projection)
@@ -255,22 +257,8 @@ def train_model(
                     break
 
         window_started = time.perf_counter()
-        recorder = WindowRecorder(
-            n_params, cfg.window_steps, projection_dim=cfg.projection_dim,
-            exact_max_params=cfg.exact_max_params, projection_seed=cfg.projection_seed,
-        )
-        recorder.start(flat_params(model))
-        probe = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + _PROBE_STREAM))[:PROBE_EXAMPLES]
-        probe_x, probe_y = xt[probe.to(device)], yt[probe.to(device)]
-        probe_losses = np.empty((cfg.window_steps, len(probe)), dtype=np.float32)
-        for t in range(cfg.window_steps):
-            loss = step()
-            steps += 1
-            recorder.record(flat_params(model), loss)
-            model.eval()
-            with torch.no_grad():
-                probe_losses[t] = F.cross_entropy(model(probe_x), probe_y, reduction="none").cpu().numpy()
-        window = dataclasses.replace(recorder.finish(), probe_losses=probe_losses)
+        window = _record_window(cfg, model, step, xt, yt, n_params) if cfg.window_steps else None
+        steps += cfg.window_steps
         window_seconds = time.perf_counter() - window_started
         final_state = _cpu_state(model)
     return TrainResult(
@@ -281,6 +269,27 @@ def train_model(
 
 
 # ----------------------------------------------------------------------------- internals
+
+
+def _record_window(cfg: TrainConfig, model: nn.Module, step: Callable[[], float], xt: torch.Tensor,
+                   yt: torch.Tensor, n_params: int) -> TrajectoryWindow:
+    """Run ``cfg.window_steps`` more steps, recording iterates, losses, norms and probe losses."""
+    recorder = WindowRecorder(
+        n_params, cfg.window_steps, projection_dim=cfg.projection_dim,
+        exact_max_params=cfg.exact_max_params, projection_seed=cfg.projection_seed,
+    )
+    recorder.start(flat_params(model))
+    device = xt.device
+    probe = torch.randperm(len(xt), generator=torch.Generator().manual_seed(cfg.seed + _PROBE_STREAM))[:PROBE_EXAMPLES]
+    probe_x, probe_y = xt[probe.to(device)], yt[probe.to(device)]
+    probe_losses = np.empty((cfg.window_steps, len(probe)), dtype=np.float32)
+    for t in range(cfg.window_steps):
+        loss = step()
+        recorder.record(flat_params(model), loss)
+        model.eval()
+        with torch.no_grad():
+            probe_losses[t] = F.cross_entropy(model(probe_x), probe_y, reduction="none").cpu().numpy()
+    return dataclasses.replace(recorder.finish(), probe_losses=probe_losses)
 
 
 def _device_of(model: nn.Module) -> torch.device:

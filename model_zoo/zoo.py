@@ -48,6 +48,19 @@ class Trajectory:
     probe_losses: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What ``ModelRecord.retrain`` returns: the retrained model and its training error."""
+
+    n_train: int
+    seed: int
+    train_error: float
+    train_loss: float
+    converged: bool
+    steps: int
+    model: Any
+
+
 class Zoo:
     """A built zoo, read-only. ``Zoo(root_or_public_dir, verify="lazy"|"full"|"none")``."""
 
@@ -259,6 +272,41 @@ class ModelRecord:
         noisy = np.asarray(self.config["noisy_indices"], dtype=np.int64)
         labels[np.searchsorted(indices, noisy)] = np.asarray(self.config["noisy_labels"], dtype=np.int64)
         return x_pool[indices], labels
+
+    @property
+    def pool_size(self) -> int:
+        """How many examples the task's training pool holds."""
+        return int(len(self.zoo.pool(self.task)[1]))
+
+    def retrain(self, n_train: int, *, seed: int = 0, max_steps: int | None = None) -> Any:
+        """Train this model's recipe again on ``n_train`` pool examples (what EMC needs).
+
+        Same architecture, optimiser, learning rate, batch size, label-noise fraction and
+        convergence target; a fresh seeded subset of the pool; no post-convergence window.
+        Returns ``predictors.api.RetrainResult``-compatible fields via a small dataclass.
+        """
+        import dataclasses
+
+        from model_zoo.architectures import build_model
+        from model_zoo.trainer import TrainConfig, evaluate, make_train_subset, train_model
+
+        x_pool, y_pool = self.zoo.pool(self.task)
+        if not 2 <= n_train <= len(y_pool):
+            raise ValueError(f"retrain: n_train must be in [2, {len(y_pool)}] (the pool), got {n_train}")
+        base = TrainConfig(**self.config["train_config"])
+        cfg = dataclasses.replace(
+            base, train_size=int(n_train), seed=int(seed), window_steps=0,
+            max_steps=int(max_steps) if max_steps is not None else base.max_steps,
+        )
+        subset = make_train_subset(y_pool, self.info.n_classes, cfg.train_size, cfg.label_noise, cfg.seed)
+        x = x_pool[subset.indices]
+        result = train_model(cfg, self.info, x, subset.labels)
+        model = build_model(cfg.architecture, self.info, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+        model.load_state_dict(result.final_state)
+        model.eval()
+        error, loss = evaluate(model, x, subset.labels)
+        return RetrainOutcome(n_train=cfg.train_size, seed=cfg.seed, train_error=error, train_loss=loss,
+                              converged=result.status == "converged", steps=result.total_steps, model=model)
 
     def curve(self) -> pd.DataFrame:
         """Per-epoch training curve: step, train_loss, train_error (full training set, eval mode)."""

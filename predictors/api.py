@@ -130,7 +130,7 @@ class Subject:
 
     @property
     def n_params(self) -> int:
-        return int(self._record.config["n_params"])
+        return int(self._record.n_params)
 
     # --- hyperparameters ------------------------------------------------------------------
     @property
@@ -204,7 +204,9 @@ class Subject:
     def retrain(self, n_train: int, *, seed: int = 0, max_steps: int | None = None) -> RetrainResult:
         """Run this model's recipe again on ``n_train`` examples of the task's training pool."""
         self._need("retrain")
-        return self._record.retrain(n_train=n_train, seed=seed, max_steps=max_steps)
+        r = self._record.retrain(n_train, seed=seed, max_steps=max_steps)
+        return RetrainResult(n_train=r.n_train, seed=r.seed, train_error=r.train_error, train_loss=r.train_loss,
+                             converged=r.converged, steps=r.steps, model=r.model)
 
 
 class FunctionPredictor:
