@@ -55,6 +55,37 @@ def predictors_list(pattern: Annotated[str, typer.Argument()] = "*") -> None:
         typer.echo("  ".join(v.ljust(w) for v, w in zip(r[:4], widths)) + "  " + r[4])
 
 
+@predictors_app.command("check")
+def predictors_check(
+    predictor: Annotated[list[str], typer.Argument(help="names, globs or .py files")],
+    zoo: Annotated[str, typer.Option(help="zoo to check on (built first if it is the micro zoo)")] = "micro",
+    budget: Annotated[float, typer.Option(help="seconds per model")] = 300.0,
+) -> None:
+    """Run the conformance suite (finite float, deterministic, no mutation, no test data, budget)."""
+    from model_zoo.paths import zoos_dir
+    from model_zoo.zoo import Zoo
+    from predictors.api import Subject
+    from predictors.conformance import check_predictor
+    from predictors.registry import resolve
+
+    if zoo == "micro" and not (zoos_dir() / "micro" / "public").is_dir():
+        from model_zoo.build import build_zoo
+
+        build_zoo("micro", zoos_dir() / "micro", workers=2)
+    z = Zoo(_resolve_zoo(zoo))
+    ids = [z.model_ids(task=t, status="converged")[0] for t in z.tasks]
+    failed = False
+    for pred in resolve(predictor):
+        for mid in ids:
+            results = check_predictor(pred, lambda req, mid=mid: Subject(z.record(mid), requires=req), budget_seconds=budget)
+            for r in results:
+                ok = r.passed or bool(r.expected_failure)
+                failed |= not ok
+                mark = "ok  " if r.passed else ("xfail" if r.expected_failure else "FAIL")
+                typer.echo(f"{mark} {pred.meta.name:28s} {r.check:14s} {mid:40s} {r.message}")
+    raise typer.Exit(1 if failed else 0)
+
+
 def _resolve_zoo(zoo: str) -> Path:
     from model_zoo.paths import zoos_dir
 
