@@ -1,14 +1,18 @@
 """Gradient noise scale (McCandlish, Kaplan, Amodei & the OpenAI Dota team 2018).
 
-B_simple = tr(Sigma) / |G|^2 at the final weights, by the unbiased two-batch-size estimator
-(their Appendix A). At a converged minimum |G| is small and B_simple large; the score is
-log B_simple, so a noisier-than-signal gradient (higher B_simple) predicts a larger gap.
+B_simple = tr(Sigma) / |G|^2 at the final weights (their Appendix A). Their two-batch-size
+estimator of |G|^2 comes out negative at a converged minimum, where |G| is tiny and the
+difference of two noisy norms is all noise; the training set is finite and small here, so
+|G|^2 is computed exactly from the full-batch gradient and tr(Sigma) from small batches with
+the finite-population correction (``noise_scale_full_batch``). The score is log B_simple: a
+gradient dominated by noise (higher B_simple) predicts a larger gap.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from predictors.api import Subject, predictor
@@ -17,20 +21,24 @@ from predictors.probes import flat_gradient
 
 MCCANDLISH = "McCandlish, Kaplan, Amodei et al. 2018, An empirical model of large-batch training (arXiv:1812.06162)"
 B_SMALL = 8
-B_BIG = 128
 REPEATS = 20
+MAX_EXAMPLES = 2048
 
 
 @predictor(version="1", family="noise_scale", reference=MCCANDLISH, requires=("weights", "train_data"))
 def gradient_noise_scale(subject: Subject, *, seed: int = 0) -> float:
-    """log B_simple from 20 pairs of gradients at batch sizes 8 and min(128, n/2)."""
+    """log B_simple = log tr(Sigma)/|G|^2: exact full-batch |G|^2, tr(Sigma) from 20 batches of 8."""
     model = subject.model("final")
     x, y = subject.train_data()
-    b_big = min(B_BIG, len(y) // 2)
-
-    def grad_fn(idx) -> torch.Tensor:
-        idx = torch.as_tensor(idx)
-        return flat_gradient(model, x[idx], y[idx])
-
-    result = noise_scale.gradient_noise_scale(grad_fn, len(y), B_SMALL, b_big, n_repeats=REPEATS, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    if len(y) > MAX_EXAMPLES:
+        keep = torch.randperm(len(y), generator=gen)[:MAX_EXAMPLES]
+        x, y = x[keep], y[keep]
+    n = len(y)
+    full = sum(flat_gradient(model, x[i : i + 512], y[i : i + 512]) * len(y[i : i + 512]) for i in range(0, n, 512)) / n
+    small = np.array([
+        float(flat_gradient(model, x[idx], y[idx]).pow(2).sum())
+        for idx in (torch.randperm(n, generator=gen)[:B_SMALL] for _ in range(REPEATS))
+    ])  # fmt: skip
+    result = noise_scale.noise_scale_full_batch(small, float(full.pow(2).sum()), B_SMALL, n)
     return math.log(result.b_simple)

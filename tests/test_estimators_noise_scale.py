@@ -40,3 +40,17 @@ def test_exact_expectations_give_exact_answer():
     assert res.b_simple == pytest.approx(s / g2)
     with pytest.raises(ValueError, match="b_small < b_big"):
         noise_scale_from_norms(np.ones(2), np.ones(2), 8, 8)
+
+
+def test_full_batch_form_matches_trace_sigma_over_g2():
+    from predictors.estimators.noise_scale import noise_scale_full_batch
+
+    per_example, _, _ = _problem(n=4000, d=50, seed=2)
+    g = per_example.mean(0)  # the finite set's exact gradient and covariance
+    trace = per_example.var(axis=0).sum()
+    rng = np.random.default_rng(0)
+    b = 16
+    norms = [np.sum(per_example[rng.choice(4000, b, replace=False)].mean(0) ** 2) for _ in range(2000)]
+    res = noise_scale_full_batch(np.array(norms), float(np.sum(g**2)), b, 4000)
+    assert res.b_simple == pytest.approx(trace / np.sum(g**2), rel=0.05)
+    assert res.grad_norm_sq > 0

@@ -78,3 +78,25 @@ def gradient_noise_scale(
             g = g.detach().cpu().numpy() if hasattr(g, "detach") else np.asarray(g)
             out[r] = float(np.sum(np.asarray(g, dtype=np.float64) ** 2))
     return noise_scale_from_norms(small, big, b_small, b_big)
+
+
+def noise_scale_full_batch(
+    small_norms_sq: np.ndarray, full_norm_sq: float, b_small: int, n_examples: int
+) -> NoiseScaleResult:
+    """B_simple when the full-batch gradient G over a finite set of n examples is known exactly.
+
+    Sampling B distinct examples out of n gives E|G_B|^2 = |G|^2 + ((n - B) / (n - 1)) tr(Sigma) / B
+    (finite-population correction; Sigma the per-example gradient covariance, ddof 0), so
+        tr(Sigma)_est = (mean |G_small|^2 - |G|^2) * B (n - 1) / (n - B),   B_simple = tr(Sigma) / |G|^2.
+    Unlike the two-batch estimator, |G|^2 cannot come out negative: at a converged minimum,
+    where |G| is tiny and the two-batch difference is dominated by noise, this is the form to use.
+    """
+    small = np.asarray(small_norms_sq, dtype=np.float64)
+    if not (0 < b_small < n_examples):
+        raise ValueError(f"noise scale: need 0 < b_small < n_examples, got {b_small}, {n_examples}")
+    if small.size == 0:
+        raise ValueError("noise scale: no small-batch gradient norms")
+    if not full_norm_sq > 0:
+        raise ValueError(f"noise scale: the full-batch gradient is exactly zero (|G|^2 = {full_norm_sq})")
+    trace = (float(small.mean()) - full_norm_sq) * b_small * (n_examples - 1) / (n_examples - b_small)
+    return NoiseScaleResult(float(trace / full_norm_sq), float(trace), float(full_norm_sq), int(small.size))
