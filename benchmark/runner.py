@@ -43,6 +43,14 @@ FLUSH_SECONDS = 10.0
 RSS_BASELINE_MB = 1024  # a worker's resident size after importing torch & co., on top of the cap
 
 
+_SPAWN_HINT = ("Workers are spawned: a script that calls the runner must guard its top level with "
+               "`if __name__ == '__main__':`.")
+
+
+class WorkerStartupError(RuntimeError):
+    """Predictor workers die before taking any job: an environment problem, not a predictor's."""
+
+
 @dataclass(frozen=True)
 class PredictorRef:
     """How a worker finds a predictor again: a registry name, plus a file for submitted ones."""
@@ -116,30 +124,35 @@ def _cap_address_space(memory_mb: float) -> None:
 
 
 def _worker_main(conn: Connection, public_dir: str, refs: list[PredictorRef], memory_mb: float) -> None:
-    """Loop: receive (predictor name, model id, seed), send back a result tuple."""
-    import torch
+    """Start up (report "ready" or the start-up error), then loop: receive a job, send a result."""
+    try:
+        import torch
 
-    torch.set_num_threads(1)
-    from model_zoo.zoo import Zoo
-    from predictors import registry
-    from predictors.api import Subject
-    from predictors.conformance import as_score, forbid_test_data
+        torch.set_num_threads(1)
+        from model_zoo.zoo import Zoo
+        from predictors import registry
+        from predictors.api import Subject
+        from predictors.conformance import as_score, forbid_test_data
 
-    preds: dict[str, Predictor] = {}
-    load_errors: dict[str, str] = {}
-    reg = registry.load_all()
-    for ref in refs:
-        try:
-            if ref.path:
-                for p in registry.load_file(ref.path):
-                    preds[p.meta.name] = p
-            else:
-                preds[ref.name] = reg.get(ref.name)
-        except Exception as exc:
-            load_errors[ref.name] = f"could not load predictor: {type(exc).__name__}: {exc}"
-    zoo = Zoo(public_dir)
-    if memory_mb:
-        _cap_address_space(memory_mb)
+        preds: dict[str, Predictor] = {}
+        load_errors: dict[str, str] = {}
+        reg = registry.load_all()
+        for ref in refs:
+            try:
+                if ref.path:
+                    for p in registry.load_file(ref.path):
+                        preds[p.meta.name] = p
+                else:
+                    preds[ref.name] = reg.get(ref.name)
+            except Exception as exc:  # a broken submitted file fails its own jobs, not the run
+                load_errors[ref.name] = f"could not load predictor: {type(exc).__name__}: {exc}"
+        zoo = Zoo(public_dir)
+        if memory_mb:
+            _cap_address_space(memory_mb)
+    except BaseException:
+        conn.send(("startup_error", float("nan"), traceback.format_exc(), 0.0))
+        return
+    conn.send(("ready", float("nan"), "", 0.0))
     while True:
         try:
             job = conn.recv()
@@ -205,6 +218,28 @@ class WorkerPool:
         child.close()
         return _Worker(proc, parent)
 
+    def _await_ready(self, workers: list[_Worker], timeout: float = 300.0) -> None:
+        """Block until each new worker reports "ready"; a worker that cannot start stops the run."""
+        deadline = time.perf_counter() + timeout
+        for w in workers:
+            message = None
+            while message is None:
+                left = deadline - time.perf_counter()
+                if w.conn.poll(min(max(left, 0.0), 0.5)):
+                    try:
+                        message = w.conn.recv()
+                    except (EOFError, OSError):
+                        message = ("startup_error", float("nan"), "the worker exited during start-up. " + _SPAWN_HINT, 0.0)
+                elif not w.process.is_alive():
+                    message = ("startup_error", float("nan"), f"the worker exited during start-up (exit code "
+                               f"{w.process.exitcode}). " + _SPAWN_HINT, 0.0)  # fmt: skip
+                elif left <= 0:
+                    message = ("startup_error", float("nan"), f"no worker start-up within {timeout:.0f} s", 0.0)
+            if message[0] != "ready":
+                for other in self._workers:
+                    self._kill(other)
+                raise WorkerStartupError(f"a predictor worker could not start:\n{message[2]}")
+
     def _kill(self, w: _Worker) -> None:
         if w.process.is_alive():
             w.process.kill()
@@ -215,6 +250,7 @@ class WorkerPool:
         """Yield ``(job, (status, score, reason, seconds))`` as jobs finish."""
         queue = deque(jobs)
         self._workers = [self._start() for _ in range(min(self.n_workers, max(1, len(queue))))]
+        self._await_ready(self._workers)
         try:
             while queue or any(w.job for w in self._workers):
                 for w in self._workers:
@@ -257,6 +293,7 @@ class WorkerPool:
                         job = w.job
                         self._kill(w)
                         self._workers[i] = self._start()
+                        self._await_ready([self._workers[i]])
                         yield job, ("failed", float("nan"), reason, elapsed)
         finally:
             for w in self._workers:
