@@ -13,7 +13,7 @@ import typer
 
 from model_zoo.cli import app as zoo_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 app.add_typer(zoo_app, name="zoo", help="Build, inspect and verify model zoos.")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: fetch and prepare.")
 predictors_app = typer.Typer(no_args_is_help=True, help="The predictor registry.")
@@ -240,16 +240,20 @@ def _print_summary(scores, runs, highlight: list[str] | None = None) -> None:
         typer.echo("no scores (no predictions?)")
         return
     gap = scores[(scores["target"] == "gap") & (scores["axis"] == "")]
-    wide = gap.pivot_table(index=["task", "predictor"], columns="metric", values=["value", "ci_low", "ci_high"], aggfunc="first")
+    wide = gap.pivot_table(index=["task", "predictor"], columns="metric", values=["value", "ci_low", "ci_high"],
+                           aggfunc="first", dropna=False)
     cost = runs.set_index("predictor")
     highlight = set(highlight or [])
     for task in sorted(gap["task"].unique(), key=lambda t: (t == "overall", t)):
         typer.echo(f"\n== {task} (target: gap) ==")
         typer.echo(f"{'predictor':28s} {'kind':9s} {'tau':>20s} {'Psi':>20s} {'CMI':>20s} {'s/model':>8s} {'fail':>5s}")
         block = wide.loc[task]
-        order = block[("value", "psi")].sort_values(ascending=False, na_position="last").index
+        order = (block[("value", "psi")].sort_values(ascending=False, na_position="last").index
+                 if ("value", "psi") in block.columns else block.index)
         for name in order:
             def cell(metric: str, fmt: str = "{:+.2f}") -> str:
+                if ("value", metric) not in block.columns:
+                    return "n/a"
                 v, lo, hi = (block.loc[name, (k, metric)] for k in ("value", "ci_low", "ci_high"))
                 return "nan" if pd.isna(v) else f"{fmt.format(v)} [{fmt.format(lo)},{fmt.format(hi)}]"
 
