@@ -10,7 +10,7 @@ spare relative to its data predicts a larger gap.
 Cheaper default protocol (shown on the board), so that the whole board fits the CPU budget:
 one seed per size (the paper averages several), bisection on n in
 [n_train / 4, min(2 n_train, pool)] to a tolerance of n_train / 2 (4 retrainings), and each
-retraining capped at 500 steps. With that cap T is "this recipe for 500 steps": the EMC of a
+retraining capped at 200 steps. With that cap T is "this recipe for 200 steps": the EMC of a
 fixed training budget, as in the paper's epoch-wise analysis.
 """
 
@@ -23,15 +23,15 @@ from predictors.estimators import emc
 
 EPS = 0.1
 GROWTH = 2
-RETRAIN_STEPS = 500
+RETRAIN_STEPS = 200
 
 
 @predictor(
-    version="1",
+    version="2",
     family="complexity",
     reference="Nakkiran et al. 2019, Deep double descent: where bigger models and more data hurt (ICLR 2020)",
     requires=("retrain", "hparams"),
-    notes="cheaper protocol: 1 seed per size, bisection on [n/4, 2n] to tolerance n/2, retraining capped at 500 steps",
+    notes="cheaper protocol: 1 seed per size, bisection on [n/4, 2n] to tolerance n/2, retraining capped at 200 steps",
 )
 def effective_model_complexity(subject: Subject, *, seed: int = 0) -> float:
     """log(EMC / n_train), EMC found by bisection on n with retraining through subject.retrain."""

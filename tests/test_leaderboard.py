@@ -280,9 +280,10 @@ def test_several_versions_of_a_predictor_are_refused(tmp_path):
 
 
 def test_committed_board_is_reproduced_byte_for_byte(tmp_path):
-    if not COMMITTED_DATA.is_dir():
-        pytest.skip(f"{COMMITTED_DATA} does not exist yet: no committed score tables to regenerate "
-                    "the board from (`make leaderboard` writes them)")
+    assert COMMITTED_DATA.is_dir(), (
+        f"{COMMITTED_DATA} is missing: the published board must ship with the score tables it was "
+        "rendered from (`make evaluate` writes both)"
+    )
     render_leaderboard(COMMITTED_DATA, tmp_path)
     fresh = _board_files(tmp_path)
     committed = _board_files(COMMITTED_BOARD)
