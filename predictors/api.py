@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:  # the zoo's read API; imported lazily so that metadata alone stays cheap
     from model_zoo.data.base import TaskInfo
-    from model_zoo.zoo import ModelRecord, Trajectory
+    from model_zoo.zoo import ModelRecord, RetrainOutcome, Trajectory
 
 Requirement = Literal["weights", "init", "train_data", "trajectory", "retrain", "hparams"]
 REQUIREMENTS: tuple[str, ...] = ("weights", "init", "train_data", "trajectory", "retrain", "hparams")
@@ -79,19 +78,6 @@ class Predictor(Protocol):
 
 class RequirementError(PermissionError):
     """A predictor read a part of the Subject it did not declare in ``requires``."""
-
-
-@dataclass(frozen=True)
-class RetrainResult:
-    """The outcome of re-running a model's training recipe on another training-set size."""
-
-    n_train: int
-    seed: int
-    train_error: float
-    train_loss: float
-    converged: bool
-    steps: int
-    model: torch.nn.Module
 
 
 class Subject:
@@ -201,12 +187,13 @@ class Subject:
         self._need("retrain")
         return int(self._record.pool_size)
 
-    def retrain(self, n_train: int, *, seed: int = 0, max_steps: int | None = None) -> RetrainResult:
-        """Run this model's recipe again on ``n_train`` examples of the task's training pool."""
+    def retrain(self, n_train: int, *, seed: int = 0, max_steps: int | None = None) -> RetrainOutcome:
+        """Run this model's recipe again on ``n_train`` examples of the task's training pool.
+
+        Returns the retrained model with its training error (``model_zoo.zoo.RetrainOutcome``).
+        """
         self._need("retrain")
-        r = self._record.retrain(n_train, seed=seed, max_steps=max_steps)
-        return RetrainResult(n_train=r.n_train, seed=r.seed, train_error=r.train_error, train_loss=r.train_loss,
-                             converged=r.converged, steps=r.steps, model=r.model)
+        return self._record.retrain(n_train, seed=seed, max_steps=max_steps)
 
 
 class FunctionPredictor:

@@ -17,7 +17,7 @@ import torch
 
 from predictors.api import Subject, predictor
 from predictors.estimators import noise_scale
-from predictors.probes import flat_gradient
+from predictors.probes import flat_gradient, full_gradient, subsample
 
 MCCANDLISH = "McCandlish, Kaplan, Amodei et al. 2018, An empirical model of large-batch training (arXiv:1812.06162)"
 B_SMALL = 8
@@ -31,11 +31,9 @@ def gradient_noise_scale(subject: Subject, *, seed: int = 0) -> float:
     model = subject.model("final")
     x, y = subject.train_data()
     gen = torch.Generator().manual_seed(seed)
-    if len(y) > MAX_EXAMPLES:
-        keep = torch.randperm(len(y), generator=gen)[:MAX_EXAMPLES]
-        x, y = x[keep], y[keep]
+    x, y = subsample(x, y, MAX_EXAMPLES, gen)
     n = len(y)
-    full = sum(flat_gradient(model, x[i : i + 512], y[i : i + 512]) * len(y[i : i + 512]) for i in range(0, n, 512)) / n
+    full = full_gradient(model, x, y)
     small = np.array([
         float(flat_gradient(model, x[idx], y[idx]).pow(2).sum())
         for idx in (torch.randperm(n, generator=gen)[:B_SMALL] for _ in range(REPEATS))

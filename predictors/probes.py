@@ -53,3 +53,20 @@ def flat_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> t
     loss = torch.nn.functional.cross_entropy(model(x), y)
     grads = torch.autograd.grad(loss, params)
     return torch.cat([g.reshape(-1) for g in grads]).double()
+
+
+def full_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, chunk: int = 512) -> torch.Tensor:
+    """Gradient of the mean cross-entropy over all of (x, y), accumulated in chunks (float64)."""
+    total = None
+    for start in range(0, len(y), chunk):
+        part = flat_gradient(model, x[start : start + chunk], y[start : start + chunk]) * len(y[start : start + chunk])
+        total = part if total is None else total + part
+    return total / len(y)
+
+
+def subsample(x: torch.Tensor, y: torch.Tensor, max_examples: int, generator: torch.Generator):
+    """At most ``max_examples`` of (x, y), drawn with ``generator`` (all of them if fewer)."""
+    if len(y) <= max_examples:
+        return x, y
+    keep = torch.randperm(len(y), generator=generator)[:max_examples]
+    return x[keep], y[keep]

@@ -22,7 +22,7 @@ import torch
 
 from predictors.api import Subject, predictor
 from predictors.estimators import powerlaw, tail_index
-from predictors.probes import flat_gradient
+from predictors.probes import flat_gradient, full_gradient, subsample
 
 SIMSEKLI = "Simsekli, Sagun & Gurbuzbalaban 2019, A tail-index analysis of stochastic gradient noise in deep neural networks (ICML)"
 MARTIN = "Martin & Mahoney 2021, Predicting trends in the quality of state-of-the-art neural networks (Nature Communications)"
@@ -42,14 +42,8 @@ def sgn_tail_index(subject: Subject, *, seed: int = 0) -> float:
     model = subject.model("final")
     x, y = subject.train_data()
     gen = torch.Generator().manual_seed(seed)
-    if len(y) > SGN_MAX_EXAMPLES:
-        keep = torch.randperm(len(y), generator=gen)[:SGN_MAX_EXAMPLES]
-        x, y = x[keep], y[keep]
-    full = torch.zeros(0, dtype=torch.float64)
-    for start in range(0, len(y), 512):
-        part = flat_gradient(model, x[start : start + 512], y[start : start + 512]) * len(y[start : start + 512])
-        full = part if full.numel() == 0 else full + part
-    full /= len(y)
+    x, y = subsample(x, y, SGN_MAX_EXAMPLES, gen)
+    full = full_gradient(model, x, y)
     batch = min(int(subject.config["batch_size"]), len(y))
     noise = np.empty((SGN_MINIBATCHES, full.numel()))
     for k in range(SGN_MINIBATCHES):
