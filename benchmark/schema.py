@@ -137,7 +137,9 @@ _METRIC_LIST: tuple[MetricSpec, ...] = (
         description=(
             "Environments are pairs of configurations that differ in one hyperparameter. In each, "
             "the weighted fraction of model pairs whose score difference has the wrong sign "
-            "relative to their gap difference; averaged over environments. 0 is perfect, 0.5 chance."
+            "relative to their gap difference; averaged over environments. 0 is perfect, 0.5 chance. "
+            "Pairs whose gaps differ by less than the task's seed noise (median seed-to-seed gap "
+            "difference) are ignored, as Dziugaite et al. drop insignificant differences."
         ),
         reference="Dziugaite et al. 2020, 'In Search of Robust Measures of Generalization'",
     ),

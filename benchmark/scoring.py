@@ -86,10 +86,27 @@ def _one_seed_per_config(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["seed"] == first]
 
 
+def seed_noise(models: pd.DataFrame, target: str) -> float:
+    """Median over configs of the mean |difference| of ``target`` between two seeds of a config.
+
+    The level below which a difference in gap between two models is indistinguishable from
+    seed noise. The robust sign error ignores model pairs whose gaps differ by less (as
+    Dziugaite et al. 2020 drop pairs whose gap difference is not significant); without such a
+    filter its worst environment is a coin flip between seeds and always reads 1.
+    """
+    diffs = []
+    for _, group in models.groupby("config_id"):
+        values = pd.to_numeric(group[target], errors="coerce").dropna().to_numpy()
+        if len(values) >= 2:
+            diffs.append(float(np.mean(np.abs(values[:, None] - values[None, :])[np.triu_indices(len(values), 1)])))
+    return float(np.median(diffs)) if diffs else 0.0
+
+
 def _score_one(
-    frame: pd.DataFrame, axes: list[str], target: str, n_boot: int, seed: int
+    frame: pd.DataFrame, axes: list[str], target: str, n_boot: int, seed: int, noise: float
 ) -> tuple[list[dict], np.ndarray]:
-    rows, boots = score_task(frame, axes, target=target, n_boot=n_boot, seed=seed, return_replicates=True)
+    rows, boots = score_task(frame, axes, target=target, n_boot=n_boot, seed=seed, return_replicates=True,
+                             min_gap_diff=noise)  # fmt: skip
     return rows, boots
 
 
@@ -125,7 +142,8 @@ def score_predictions(
             for target in TARGETS:
                 if target not in frame or not np.isfinite(pd.to_numeric(frame[target], errors="coerce")).any():
                     continue
-                rows, boots = _score_one(frame, axes, target, n_boot, seed)
+                noise = seed_noise(pool[pool["task"] == task], target)
+                rows, boots = _score_one(frame, axes, target, n_boot, seed, noise)
                 base = {"zoo_id": zoo_id, "predictor": predictor, "version": version, "kind": kind,
                         "task": task, "target": target}  # fmt: skip
                 out += [{**base, **r} for r in rows]

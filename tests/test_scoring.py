@@ -106,3 +106,25 @@ def test_not_converged_models_are_excluded_by_default():
     assert _row(scores, "perfect", "a_task", "kendall_tau").n_models == 12
     pts = scoring.points_table(preds, models, "z")
     assert len(pts[pts.predictor == "perfect"]) == len(models) - 4
+
+
+def test_seed_noise_is_the_median_seed_to_seed_difference():
+    models = pd.DataFrame({"config_id": ["a", "a", "b", "b", "c", "c", "d"],
+                           "gap": [0.10, 0.14, 0.30, 0.31, 0.5, 0.6, 0.9]})  # fmt: skip
+    assert scoring.seed_noise(models, "gap") == pytest.approx(0.04)  # median of 0.04, 0.01, 0.1
+
+
+def test_sign_error_filter_uses_each_task_seed_noise(monkeypatch):
+    models = _models()
+    seen = {}
+    real = scoring.score_task
+
+    def spy(frame, axes, **kw):
+        seen[(frame["task"].iloc[0], kw["target"])] = kw["min_gap_diff"]
+        return real(frame, axes, **kw)
+
+    monkeypatch.setattr(scoring, "score_task", spy)
+    preds = _preds(models, "perfect", models["gap"].to_numpy())
+    scoring.score_predictions(preds, models, {"perfect": ("1", "predictor")}, zoo_id="z", n_boot=5)
+    expected = scoring.seed_noise(models[models.task == "a_task"], "gap")
+    assert expected > 0 and seen[("a_task", "gap")] == pytest.approx(expected)
