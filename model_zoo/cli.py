@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(name="zoo", help="Build, describe and verify model zoos.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False, rich_markup_mode=None)
 
 
 def _default_root(spec_name: str) -> Path:
@@ -17,50 +17,54 @@ def _default_root(spec_name: str) -> Path:
     return paths.zoos_dir() / spec_name
 
 
-def _resolve_zoo(zoo: str | None) -> Path:
-    """A zoo argument: a directory, or the name of a zoo under model_zoo.paths.zoos_dir()."""
-    from model_zoo import paths
-
-    name = zoo or "mini"
-    candidate = Path(name)
-    if candidate.exists():
-        return candidate
-    under = paths.zoos_dir() / name
-    if under.exists():
-        return under
-    raise typer.BadParameter(f"no zoo at {candidate} nor {under}; build one with `gapbench zoo build {name}`")
-
-
 @app.command()
 def build(
-    spec: Annotated[str, typer.Argument(help="a shipped spec name (micro, mini, standard) or a path to a spec TOML")],
-    root: Annotated[Path | None, typer.Option(help="zoo directory [default: $GAPBENCH_ZOOS/<spec name>]")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="training processes")] = 2,
+    spec: Annotated[str, typer.Argument(help="a shipped spec name (micro, mini, public, standard) or a path to a spec TOML")],
+    root: Annotated[str | None, typer.Option(
+        help="zoo directory or fsspec URL, e.g. s3://bucket/zoo (default: $GAPBENCH_ZOOS/<spec name>)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="training worker processes")] = 2,
+    executor: Annotated[str, typer.Option(help="local (worker processes) or ray (a Ray cluster)")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="with --executor ray: auto (a running cluster), ray://host:10001, or none to start one")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    heldout: Annotated[bool, typer.Option(
+        help="build the held-out twin of SPEC instead (other seeds, salted grid values; needs the salt)")] = False,
+    salt_file: Annotated[Path | None, typer.Option(
+        help="file holding the held-out salt (default: $GAPBENCH_HELDOUT_SALT, $GAPBENCH_HELDOUT_SALT_FILE, "
+             "../shared/heldout-salt.txt)")] = None,
 ) -> None:
     """Train every model of SPEC (skipping finished ones) and write the zoo."""
     from model_zoo.build import build_zoo
-    from model_zoo.spec import SpecError, load_spec
+    from model_zoo.spec import load_spec
 
-    try:
-        parsed = load_spec(spec)
-    except SpecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    parsed = load_spec(spec)
+    if heldout:
+        from model_zoo.heldout import heldout_spec, read_salt
+
+        parsed = heldout_spec(parsed, read_salt(salt_file))
     target = root or _default_root(parsed.name)
-    report = build_zoo(parsed, target, workers=workers, progress=progress)
+    from model_zoo.ray_executor import make_executor
+    from model_zoo.store import is_url
+
+    if is_url(target):  # build_zoo takes local folders until model_zoo/build.py writes through model_zoo.store
+        raise ValueError(f"--root {target}: build into a local folder, then copy it there with "
+                         "model_zoo.store.copy_zoo (see docs/scale.md)")
+    runner = make_executor(executor, address=address, workers=workers, unit_size=1)
+    report = build_zoo(parsed, target, workers=workers, progress=progress, executor=runner)
     typer.echo(
         f"zoo {report.zoo_id} at {report.root}: {report.n_models} models, {report.n_trained} trained, "
         f"{report.n_skipped} already built, {len(report.failures)} failed, {report.seconds:.1f} s"
     )
     if report.failures:
         for f in report.failures:
-            typer.echo(f"FAILED {f.model_id}\n{f.error}", err=True)
+            typer.echo(f"FAILED {f.model_id}: {f.error}", err=True)
         raise typer.Exit(1)
 
 
-def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+def _dir_size(path) -> int:
+    from model_zoo.store import list_files
+
+    return sum(list_files(path).values())
 
 
 def _human(n: float) -> str:
@@ -72,13 +76,15 @@ def _human(n: float) -> str:
 
 
 @app.command()
-def info(zoo: Annotated[str | None, typer.Argument(help="zoo directory or name [default: mini]")] = None) -> None:
+def info(zoo: Annotated[str, typer.Argument(help="zoo directory or name under $GAPBENCH_ZOOS")] = "mini") -> None:
     """Summarise a zoo: per task, models, converged, train/test error and gap (min / median / max)."""
+    from model_zoo.paths import resolve_zoo
+    from model_zoo.store import is_url
     from model_zoo.zoo import Zoo, load_answers
 
-    path = _resolve_zoo(zoo)
-    z = Zoo(path, verify="none")
-    typer.echo(f"zoo {z.zoo_id}  spec {z.meta.get('spec_name')}  created {z.meta.get('created')}")
+    z = Zoo(zoo if is_url(zoo) else resolve_zoo(zoo), verify="none")
+    typer.echo(f"zoo {z.zoo_id}  content {z.content_hash[:16]}  spec {z.meta.get('spec_name')}  "
+               f"created {z.meta.get('created')}")
     typer.echo(f"path {z.layout.root}  disk {_human(_dir_size(z.layout.root))}  "
                f"build time {z.meta.get('build_seconds', 0.0):.0f} s  "
                f"models {len(z)}/{z.meta.get('n_models', '?')}")
@@ -86,7 +92,7 @@ def info(zoo: Annotated[str | None, typer.Argument(help="zoo directory or name [
     if z.layout.answers is not None and z.layout.answers_table.exists():
         answers = load_answers(z.layout.root).set_index("model_id")
     header = f"{'task':<14} {'models':>6} {'conv.':>6}  {'train err % min/med/max':>24}  " \
-             f"{'test err % min/med/max':>24}  {'gap % min/med/max':>22}  {'train s/model':>13}"
+             f"{'test err % min/med/max':>24}  {'gap % min/med/max':>22}  {'train s/model':>13}  {'drift share':>11}"
     typer.echo(header)
     for task in z.tasks:
         m = z.manifest[z.manifest["task"] == task]
@@ -98,19 +104,33 @@ def info(zoo: Annotated[str | None, typer.Argument(help="zoo directory or name [
                 continue
             values = answers.loc[m["model_id"], col].astype(float) * 100
             cells.append(f"{values.min():.1f} / {values.median():.1f} / {values.max():.1f}")
+        drift = m["window_drift_share"].median() if "window_drift_share" in m else float("nan")
         typer.echo(f"{task:<14} {len(m):>6} {conv:>6}  {cells[0]:>24}  {cells[1]:>24}  {cells[2]:>22}  "
-                   f"{m['train_seconds'].median():>13.1f}")
+                   f"{m['train_seconds'].median():>13.1f}  {drift:>11.2f}")
 
 
 @app.command()
-def verify(zoo: Annotated[str | None, typer.Argument(help="zoo directory or name [default: mini]")] = None) -> None:
-    """Check every file of a zoo against its recorded sha256; exits 1 on any problem."""
+def verify(
+    zoo: Annotated[str, typer.Argument(help="zoo directory or name under $GAPBENCH_ZOOS")] = "mini",
+    against: Annotated[Path | None, typer.Option(
+        help="a published manifest (e.g. leaderboards/data/manifest.parquet): name every model whose files differ")] = None,
+) -> None:
+    """Check every file of a zoo against its recorded sha256 (and a published manifest); exits 1 on any problem."""
+    from model_zoo.paths import resolve_zoo
+    from model_zoo.store import compare_manifests, is_url, read_parquet
     from model_zoo.store import verify as verify_zoo
+    from model_zoo.zoo import Zoo
 
-    path = _resolve_zoo(zoo)
-    problems = verify_zoo(path)
+    path = zoo if is_url(zoo) else resolve_zoo(zoo)
+    problems = [str(p) for p in verify_zoo(path)]
+    if against is not None:
+        published = read_parquet(against)
+        ours = Zoo(path, verify="none").manifest
+        problems += compare_manifests(ours, published)
+        if not problems:
+            typer.echo(f"identical to {against}: {len(ours)} models, every file hash equal")
     for p in problems:
-        typer.echo(str(p), err=True)
+        typer.echo(p, err=True)
     if problems:
         typer.echo(f"{len(problems)} problem(s) in {path}", err=True)
         raise typer.Exit(1)

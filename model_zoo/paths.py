@@ -40,3 +40,21 @@ def prepared_data_dir(root: Path | None = None) -> Path:
 def raw_download_dir(root: Path | None = None) -> Path:
     """Where raw files fetched from official sources are kept: ``<root or cache_dir()>/raw``."""
     return Path(root if root is not None else cache_dir()) / "raw"
+
+
+class ZooNotFound(FileNotFoundError):
+    """A zoo argument names neither a built zoo directory nor a zoo under zoos_dir()."""
+
+
+def resolve_zoo(name_or_path: str | os.PathLike[str]) -> Path:
+    """A zoo argument: a built zoo's directory (root or ``public/``), or a name under ``zoos_dir()``."""
+    candidate = Path(name_or_path)
+    for path in (candidate, zoos_dir() / str(name_or_path)):
+        if (path / "public" / "zoo.json").is_file() or (path / "zoo.json").is_file():
+            return path
+    name = candidate.name or str(name_or_path)
+    raise ZooNotFound(
+        f"no built zoo at {candidate} nor {zoos_dir() / str(name_or_path)}; build one with "
+        f"`gapbench zoo build SPEC --root {candidate}` (SPEC: a shipped spec such as mini, or a .toml file)"
+        if name else f"no built zoo at {candidate}"
+    )

@@ -6,7 +6,7 @@ A spec looks like::
     description = "..."
     seeds = [0, 1]
 
-    [training]            # optional; defaults come from model_zoo.trainer.TrainConfig
+    [training]            # optional; settings and defaults: model_zoo.axes.PROTOCOL
     target_ce = 0.01
     max_steps = 2000
 
@@ -19,9 +19,10 @@ A spec looks like::
     lr = [0.01, 0.05]
     train_size = [200, 400]
 
-`load_spec` validates it (pydantic, unknown keys rejected) and `expand` turns it into one
+`load_spec` validates it (pydantic and the typed tables of `model_zoo.axes`: unknown keys
+rejected, values strictly typed, finite and in bounds, the grid's size capped) and `expand` turns it into one
 `ModelConfig` per (grid point x seed). Every model keeps the grid values exactly as the spec
-wrote them (`format_value`), because metrics group models by those strings: re-parsing floats
+wrote them (`model_zoo.axes.canonical`), because metrics group models by those strings: re-parsing floats
 through another precision has silently split groups before.
 """
 
@@ -32,6 +33,8 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
+import os
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -39,44 +42,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, field_validator
+
+from model_zoo.axes import AXES, AXIS_NAMES, PROTOCOL, PROTOCOL_NAMES, TrainConfig, axis_defaults, canonical, setting
 
 # Bump when the zoo's on-disk format or the meaning of a stored number changes.
-ZOO_FORMAT_VERSION = "2"
+ZOO_FORMAT_VERSION = "3"
 
-# The grid axes a spec may vary (seed comes from the top-level `seeds`).
-AXES: tuple[str, ...] = (
-    "architecture",
-    "lr",
-    "batch_size",
-    "width",
-    "depth",
-    "weight_decay",
-    "dropout",
-    "optimizer",
-    "train_size",
-    "label_noise",
-    "augmentation",
-)
-OPTIMIZERS = ("sgd", "adam")
+# Bump when a change to the trainer, the architectures, the trajectory recorder, the data
+# preparation or the pinned numerics (model_zoo.determinism) can change a trained model's
+# numbers: it is part of every zoo id, so zoos built by older code are rebuilt instead of
+# silently mixed with new ones. (A hash of the source did this automatically but also
+# invalidated every zoo on a cosmetic edit.)
+TRAINING_CODE_VERSION = "2"
 
-# Values used for an axis that an experiment neither fixes nor varies.
-_COMMON_DEFAULTS: dict[str, Any] = {
-    "lr": 0.05,
-    "batch_size": 64,
-    "width": 64,
-    "depth": 2,
-    "weight_decay": 0.0,
-    "dropout": 0.0,
-    "optimizer": "sgd",
-    "label_noise": 0.0,
-    "augmentation": False,
-}
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fashion_mnist": {**_COMMON_DEFAULTS, "train_size": 1000},
-    "fsdd": {**_COMMON_DEFAULTS, "train_size": 1000},
-    "newsgroups": {**_COMMON_DEFAULTS, "train_size": 1000, "lr": 0.1},
-}
+DEFAULT_MAX_MODELS = 100_000
+"""Specs expanding to more models are refused before expansion (env GAPBENCH_MAX_MODELS)."""
 
 _SHIPPED_DIR = "specs"
 
@@ -85,67 +66,19 @@ class SpecError(ValueError):
     """A spec file is invalid; the message names the file and the offending key or value."""
 
 
-def format_value(value: Any) -> str:
-    """The canonical string of a grid value as the spec gave it.
-
-    Floats use ``repr`` (the shortest string that round-trips the parsed TOML float, so
-    ``0.001585`` stays ``"0.001585"``), booleans are lowercase, ints and strings are as-is.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int | str):
-        return str(value)
-    raise TypeError(f"cannot format grid value {value!r} of type {type(value).__name__}")
+def max_models() -> int:
+    """The largest zoo a spec may describe: env ``GAPBENCH_MAX_MODELS`` or DEFAULT_MAX_MODELS."""
+    raw = os.environ.get("GAPBENCH_MAX_MODELS")
+    if raw is None:
+        return DEFAULT_MAX_MODELS
+    try:
+        return int(raw)
+    except ValueError:
+        raise SpecError(f"GAPBENCH_MAX_MODELS={raw!r} is not an integer") from None
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _trainer_defaults() -> dict[str, Any]:
-    from model_zoo.trainer import TrainConfig
-
-    out = {}
-    for f in dataclasses.fields(TrainConfig):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # pragma: no cover - none today
-            out[f.name] = f.default_factory()
-    return out
-
-
-TRAINING_KEYS = (
-    "target_ce",
-    "max_steps",
-    "window_steps",
-    "projection_dim",
-    "exact_max_params",
-    "projection_seed",
-    "eval_every",
-)
-
-
-class TrainingSection(_Strict):
-    """Training-protocol settings shared by every model of the zoo (None = trainer default)."""
-
-    target_ce: float | None = Field(default=None, gt=0)
-    max_steps: int | None = Field(default=None, ge=1)
-    window_steps: int | None = Field(default=None, ge=2)
-    projection_dim: int | None = Field(default=None, ge=1)
-    exact_max_params: int | None = Field(default=None, ge=0)
-    projection_seed: int | None = Field(default=None, ge=0)
-    eval_every: int | None = Field(default=None, ge=1)
-
-    def resolved(self) -> dict[str, Any]:
-        """These settings with the trainer's defaults filled in."""
-        defaults = _trainer_defaults()
-        out = {}
-        for key in TRAINING_KEYS:
-            value = getattr(self, key)
-            out[key] = defaults[key] if value is None else value
-        return out
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Experiment(_Strict):
@@ -161,18 +94,22 @@ class Experiment(_Strict):
         return [self.architecture] if isinstance(self.architecture, str) else list(self.architecture)
 
     def axis_values(self) -> dict[str, list[Any]]:
-        """Every axis's list of values (grid axes, then the architecture if it is a list)."""
+        """Every varied axis's list of values (the architecture if it is a list, then grid axes)."""
         values: dict[str, list[Any]] = {}
         if isinstance(self.architecture, list):
             values["architecture"] = list(self.architecture)
-        for axis in AXES:
+        for axis in AXIS_NAMES:
             if axis in self.grid and isinstance(self.grid[axis], list):
                 values[axis] = list(self.grid[axis])
         return values
 
     def grid_axes(self) -> list[str]:
         """Names of the axes this experiment varies, in canonical order."""
-        return [a for a in AXES if a in self.axis_values()]
+        return [a for a in AXIS_NAMES if a in self.axis_values()]
+
+    def n_points(self) -> int:
+        """Grid points of this experiment (product of the axis lengths), before seeds."""
+        return math.prod(len(v) for v in self.axis_values().values())
 
 
 class ZooSpec(_Strict):
@@ -180,8 +117,8 @@ class ZooSpec(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
-    seeds: list[int] = Field(min_length=1)
-    training: TrainingSection = Field(default_factory=TrainingSection)
+    seeds: list[StrictInt] = Field(min_length=1)
+    training: dict[str, Any] = Field(default_factory=dict)
     experiments: list[Experiment] = Field(min_length=1)
 
     _text: str = PrivateAttr(default="")
@@ -210,6 +147,15 @@ class ZooSpec(_Strict):
     def tasks(self) -> list[str]:
         return list(dict.fromkeys(e.task for e in self.experiments))
 
+    @property
+    def n_models(self) -> int:
+        """How many models the spec describes (grid points x seeds, over experiments)."""
+        return len(self.seeds) * sum(e.n_points() for e in self.experiments)
+
+    def protocol(self) -> dict[str, Any]:
+        """The ``[training]`` settings with PROTOCOL's defaults filled in."""
+        return {s.name: self.training.get(s.name, s.default) for s in PROTOCOL}
+
     def canonical_json(self) -> str:
         """The parsed spec as canonical JSON (independent of comments and key order)."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -230,13 +176,6 @@ class ZooSpec(_Strict):
         return f"{self.name}-{self.spec_hash}"
 
 
-# Bump when a change to the trainer, the architectures, the trajectory recorder or the data
-# preparation can change a trained model's numbers: it is part of every zoo id, so zoos built
-# by older code are then rebuilt instead of silently mixed with new ones. (A hash of the
-# source did this automatically but also invalidated every zoo on a cosmetic edit.)
-TRAINING_CODE_VERSION = "1"
-
-
 def code_version() -> str:
     """The version of the code that trains zoo models (see TRAINING_CODE_VERSION)."""
     return f"training-{TRAINING_CODE_VERSION}"
@@ -246,7 +185,7 @@ def code_version() -> str:
 class ModelConfig:
     """One model of a zoo: its training config, the experiment's grid axes and its hp strings."""
 
-    train: Any  # model_zoo.trainer.TrainConfig
+    train: TrainConfig
     axes: tuple[str, ...]
     hp: dict[str, str]
 
@@ -270,8 +209,17 @@ class ModelConfig:
     def config_id(self) -> str:
         return f"{self.task}-{self.architecture}-{config_hash(self.train, with_seed=False)}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (what a build job carries to its worker)."""
+        return {"train": dataclasses.asdict(self.train), "axes": list(self.axes), "hp": dict(self.hp)}
 
-def config_hash(train_config: Any, *, with_seed: bool) -> str:
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """The inverse of :meth:`to_dict`."""
+        return cls(train=TrainConfig(**data["train"]), axes=tuple(data["axes"]), hp=dict(data["hp"]))
+
+
+def config_hash(train_config: TrainConfig, *, with_seed: bool) -> str:
     """10 hex digits of the sha256 of the canonical JSON of a TrainConfig (optionally sans seed)."""
     d = dataclasses.asdict(train_config)
     if not with_seed:
@@ -290,7 +238,7 @@ def shipped_specs() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def load_spec(name_or_path: str | Path) -> ZooSpec:
+def load_spec(name_or_path: str | Path, *, limit: int | None = None) -> ZooSpec:
     """Load and validate a spec: a shipped name (``"micro"``) or a path to a TOML file."""
     path = Path(name_or_path)
     if path.suffix != ".toml" and not path.exists():
@@ -302,14 +250,19 @@ def load_spec(name_or_path: str | Path) -> ZooSpec:
                 f"(shipped: {', '.join(names)})"
             )
         ref = resources.files("model_zoo").joinpath(_SHIPPED_DIR, f"{name_or_path}.toml")
-        return parse_spec(ref.read_text(), source=str(ref))
+        return parse_spec(ref.read_text(), source=str(ref), limit=limit)
     if not path.is_file():
         raise SpecError(f"spec file {path} does not exist")
-    return parse_spec(path.read_text(), source=str(path))
+    return parse_spec(path.read_text(), source=str(path), limit=limit)
 
 
-def parse_spec(text: str, *, source: str = "<string>") -> ZooSpec:
-    """Parse and validate spec text; `source` names the file in error messages."""
+def parse_spec(text: str, *, source: str = "<string>", limit: int | None = None) -> ZooSpec:
+    """Parse and validate spec text; `source` names the file in error messages.
+
+    Strict: numbers must be numbers (no strings, no booleans), finite and within the bounds of
+    ``model_zoo.axes``; a spec describing more than ``limit`` models (default: `max_models()`)
+    is refused before anything is expanded.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -325,11 +278,17 @@ def parse_spec(text: str, *, source: str = "<string>") -> ZooSpec:
             else:
                 lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
         raise SpecError(f"{source}: invalid spec:\n  " + "\n  ".join(lines)) from None
-    problems = []
+    problems = _check_training(spec.training)
     for i, exp in enumerate(spec.experiments):
         problems += [f"experiments[{i}] ({exp.task}): {p}" for p in _check_experiment(exp)]
     if problems:
         raise SpecError(f"{source}: invalid spec:\n  " + "\n  ".join(problems))
+    limit = max_models() if limit is None else limit
+    if spec.n_models > limit:
+        raise SpecError(
+            f"{source}: the spec describes {spec.n_models:,} models (grid points x {len(spec.seeds)} seeds), "
+            f"more than the limit of {limit:,}; shrink the grid or raise GAPBENCH_MAX_MODELS"
+        )
     spec._text = text
     spec._source = source
     return spec
@@ -363,42 +322,32 @@ def pool_size(task: str) -> int:
     return len(load_task(task).y_train)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+def _check_training(training: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, value in training.items():
+        if key not in PROTOCOL_NAMES:
+            problems.append(f"unknown key 'training.{key}'{_did_you_mean(key, PROTOCOL_NAMES)} "
+                            f"(keys: {', '.join(PROTOCOL_NAMES)})")
+            continue
+        why = setting(key).problem(value)
+        if why:
+            problems.append(f"training.{why}")
+    return problems
 
 
 def _check_value(axis: str, value: Any, task: str) -> str | None:
-    """Why `value` is invalid for `axis` (None if it is valid)."""
-    if axis == "lr":
-        ok = _is_number(value) and value > 0
-        return None if ok else f"lr must be a number > 0, got {value!r}"
-    if axis == "weight_decay":
-        ok = _is_number(value) and value >= 0
-        return None if ok else f"weight_decay must be a number >= 0, got {value!r}"
-    if axis in ("dropout", "label_noise"):
-        ok = _is_number(value) and 0 <= value < 1
-        return None if ok else f"{axis} must be a number in [0, 1), got {value!r}"
-    if axis in ("batch_size", "width", "depth"):
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        return None if ok else f"{axis} must be an integer >= 1, got {value!r}"
-    if axis == "train_size":
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            return f"train_size must be an integer >= 1, got {value!r}"
-        n = pool_size(task)
-        return None if value <= n else f"train_size {value} exceeds the {task} pool of {n} examples"
-    if axis == "optimizer":
-        ok = value in OPTIMIZERS
-        return None if ok else f"optimizer must be one of {OPTIMIZERS}, got {value!r}"
-    if axis == "augmentation":
-        ok = isinstance(value, bool)
-        return None if ok else f"augmentation must be true or false, got {value!r}"
+    """Why `value` is invalid for `axis` on `task` (None if it is valid)."""
     if axis == "architecture":
         return _check_architecture(value, task)
-    raise AssertionError(axis)
+    why = setting(axis).problem(value)
+    if why is None and axis == "train_size":
+        n = pool_size(task)
+        return None if value <= n else f"train_size {value} exceeds the {task} pool of {n} examples"
+    return why
 
 
 def _check_architecture(name: Any, task: str) -> str | None:
-    from model_zoo.architectures import ARCHITECTURES
+    from model_zoo.architectures import ARCHITECTURES, missing_packages
     from model_zoo.data import task_info
 
     if not isinstance(name, str):
@@ -412,13 +361,16 @@ def _check_architecture(name: Any, task: str) -> str | None:
             f"architecture {name!r} is for {ARCHITECTURES[name].modality} tasks, but {task!r} is "
             f"{modality} (use one of {fitting})"
         )
+    missing = missing_packages(name)
+    if missing:
+        return f"architecture {name!r} needs {', '.join(missing)}, which is not installed (pip install {' '.join(missing)})"
     return None
 
 
 def _unknown_axis(axis: str) -> str:
     if axis == "seed":
         return "unknown axis 'seed': seeds come from the top-level `seeds = [...]`"
-    return f"unknown axis {axis!r}{_did_you_mean(axis, AXES)} (axes: {', '.join(AXES)})"
+    return f"unknown axis {axis!r}{_did_you_mean(axis, AXIS_NAMES)} (axes: {', '.join(AXIS_NAMES)})"
 
 
 def _check_experiment(exp: Experiment) -> list[str]:
@@ -429,7 +381,7 @@ def _check_experiment(exp: Experiment) -> list[str]:
         return [f"unknown task {exp.task!r}{_did_you_mean(exp.task, list(TASKS))} (tasks: {', '.join(TASKS)})"]
     for section, mapping in (("fixed", exp.fixed), ("grid", exp.grid)):
         for axis in mapping:
-            if axis not in AXES:
+            if axis not in AXIS_NAMES:
                 problems.append(f"{section}: {_unknown_axis(axis)}")
     if "architecture" in exp.fixed or "architecture" in exp.grid:
         problems.append(
@@ -439,13 +391,13 @@ def _check_experiment(exp: Experiment) -> list[str]:
     for axis in sorted(set(exp.fixed) & set(exp.grid)):
         problems.append(f"axis {axis!r} is given both in fixed and in grid; keep one")
     for axis, value in exp.fixed.items():
-        if axis in AXES and axis != "architecture":
+        if axis in AXIS_NAMES and axis != "architecture":
             why = _check_value(axis, value, exp.task)
             if why:
-                problems.append(f"fixed.{axis}: {why}")
+                problems.append(f"fixed.{why}")
     values = {"architecture": exp.architectures}
     for axis, vals in exp.grid.items():
-        if axis in AXES and axis != "architecture":
+        if axis in AXIS_NAMES and axis != "architecture":
             if isinstance(vals, list):
                 values[axis] = vals
             else:
@@ -462,7 +414,7 @@ def _check_experiment(exp: Experiment) -> list[str]:
         if not all(isinstance(v, int | float | str | bool) for v in vals):
             continue  # already reported as a bad type
         keys = [_dup_key(v) for v in vals]
-        dups = sorted({format_value(v) for v, k in zip(vals, keys) if keys.count(k) > 1})
+        dups = sorted({canonical(v) for v, k in zip(vals, keys) if keys.count(k) > 1})
         if dups:
             problems.append(f"{where}: duplicate values {dups}")
     return problems
@@ -470,7 +422,7 @@ def _check_experiment(exp: Experiment) -> list[str]:
 
 def _dup_key(v: Any) -> Any:
     # 1 and 1.0 name the same grid point; True and 1 do not.
-    return ("b", v) if isinstance(v, bool) else ("n", float(v)) if _is_number(v) else ("s", v)
+    return ("b", v) if isinstance(v, bool) else ("n", float(v)) if isinstance(v, int | float) else ("s", v)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,39 +435,21 @@ def expand(spec: ZooSpec) -> list[ModelConfig]:
     Order is deterministic: experiments in file order, then grid points in row-major order
     over the axes (canonical axis order, values in the order given), then seeds.
     """
-    from model_zoo.trainer import TrainConfig
-
-    training = spec.training.resolved()
+    protocol = spec.protocol()
     out: list[ModelConfig] = []
     seen: set[str] = set()
     for exp in spec.experiments:
         axis_values = exp.axis_values()
         axes = tuple(exp.grid_axes())
-        base = dict(TASK_DEFAULTS[exp.task])
-        base.update(exp.fixed)
+        base = axis_defaults(exp.fixed)
         if isinstance(exp.architecture, str):
             base["architecture"] = exp.architecture
         for point in itertools.product(*(axis_values[a] for a in axes)):
             values = dict(base)
             values.update(dict(zip(axes, point)))
-            hp = {a: format_value(values[a]) for a in AXES}
+            hp = {s.name: canonical(values[s.name]) for s in AXES}
             for seed in spec.seeds:
-                cfg = TrainConfig(
-                    task=exp.task,
-                    architecture=values["architecture"],
-                    seed=seed,
-                    lr=float(values["lr"]),
-                    batch_size=int(values["batch_size"]),
-                    width=int(values["width"]),
-                    depth=int(values["depth"]),
-                    weight_decay=float(values["weight_decay"]),
-                    dropout=float(values["dropout"]),
-                    optimizer=str(values["optimizer"]),
-                    train_size=int(values["train_size"]),
-                    label_noise=float(values["label_noise"]),
-                    augmentation=bool(values["augmentation"]),
-                    **training,
-                )
+                cfg = TrainConfig(task=exp.task, seed=seed, **values, **protocol)
                 mc = ModelConfig(train=cfg, axes=axes, hp=hp)
                 if mc.model_id in seen:
                     raise SpecError(

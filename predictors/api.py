@@ -11,7 +11,7 @@ The smallest submission is one file with one function::
     def my_norm(subject, *, seed=0):
         return float(sum(p.norm() ** 2 for p in subject.model().parameters()))
 
-A file that only defines ``def predict(subject): ...`` works too (see ``predictors.registry``).
+The registry (``predictors.registry``) collects every decorated function of a module it loads.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:  # the zoo's read API; imported lazily so that metadata alone stays cheap
     from model_zoo.data.base import TaskInfo
-    from model_zoo.zoo import ModelRecord, RetrainOutcome, Trajectory
+    from model_zoo.zoo import ModelRecord, RetrainOutcome, TrajectoryWindow
+
+DEFAULT_BUDGET_SECONDS = 300.0
+"""Seconds a predictor may spend on one model unless the runner's ceiling is lower (as PGDL)."""
 
 Requirement = Literal["weights", "init", "train_data", "trajectory", "retrain", "hparams"]
 REQUIREMENTS: tuple[str, ...] = ("weights", "init", "train_data", "trajectory", "retrain", "hparams")
@@ -43,11 +46,13 @@ class PredictorMeta(BaseModel):
     version: str = Field(description="bump whenever the returned numbers can change")
     family: str = Field(description="e.g. tail_index, ph_dimension, sharpness, norm, baseline")
     reference: str = Field(description="the paper (authors, year, title) or 'baseline'")
+    url: str = Field("", description="a link to the paper (the board links the reference to it)")
     requires: tuple[Requirement, ...] = Field(description="what of the Subject it reads")
     kind: Kind = "predictor"
     description: str = ""
     notes: str = Field("", description="protocol deviations shown on the board, e.g. a cheaper default")
-    budget_seconds: float | None = Field(None, gt=0, description="per-model budget if not the runner's")
+    budget_seconds: float | None = Field(
+        None, gt=0, description="per-model budget in seconds; it can only lower the runner's ceiling")
     known_failures: dict[str, str] = Field(
         default_factory=dict, description="conformance check name -> why it is expected to fail"
     )
@@ -91,10 +96,12 @@ class Subject:
     def __init__(self, record: ModelRecord, *, requires: tuple[str, ...] | None = None):
         self._record = record
         self._requires = None if requires is None else frozenset(requires)
+        self.used: set[str] = set()  # the requirements read so far (the conformance suite checks them)
         self._models: dict[str, torch.nn.Module] = {}
         self._train: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _need(self, what: str) -> None:
+        self.used.add(what)
         if self._requires is not None and what not in self._requires:
             raise RequirementError(
                 f"this predictor reads the subject's {what!r} but does not declare it in "
@@ -175,7 +182,7 @@ class Subject:
         return torch.nn.functional.cross_entropy
 
     # --- trajectory -----------------------------------------------------------------------
-    def trajectory(self) -> Trajectory:
+    def trajectory(self) -> TrajectoryWindow:
         """The post-convergence window: iterates (offsets, exact or projected), losses, norms."""
         self._need("trajectory")
         return self._record.trajectory()
@@ -221,16 +228,17 @@ def predictor(
     family: str,
     reference: str,
     requires: tuple[str, ...],
+    url: str = "",
     kind: str = "predictor",
     description: str | None = None,
     notes: str = "",
     budget_seconds: float | None = None,
     known_failures: dict[str, str] | None = None,
-    register: bool = True,
 ) -> Callable[[Callable[..., float]], FunctionPredictor]:
-    """Decorator: declare a function as a predictor and add it to the registry.
+    """Decorator: declare a function as a predictor (the one predictor contract).
 
-    The registry key is the function's name unless ``name`` is given.
+    The registry key is the function's name unless ``name`` is given; the registry collects
+    every decorated function of a module it loads (built-ins, contrib/, files, entry points).
     """
 
     def wrap(fn: Callable[..., float]) -> FunctionPredictor:
@@ -240,6 +248,7 @@ def predictor(
             version=version,
             family=family,
             reference=reference,
+            url=url,
             requires=tuple(requires),
             kind=kind,
             description=description if description is not None else (doc.splitlines()[0] if doc else ""),
@@ -247,12 +256,7 @@ def predictor(
             budget_seconds=budget_seconds,
             known_failures=known_failures or {},
         )
-        pred = FunctionPredictor(fn, meta)
-        if register:
-            from predictors.registry import REGISTRY
-
-            REGISTRY.add(pred)
-        return pred
+        return FunctionPredictor(fn, meta)
 
     return wrap
 

@@ -1,7 +1,8 @@
 """`check_predictor`: the conformance suite every predictor, built-in or submitted, passes.
 
 Checks (one pytest case per predictor and check in tests/test_conformance.py):
-- ``metadata``: the metadata validates and every requirement is a known one;
+- ``metadata``: it has a description (its docstring's first line) and reads every part of the
+  Subject it declares in ``requires`` (the board marks e.g. hyperparameter readers from them);
 - ``finite_float``: returns a finite Python/numpy float (not bool, not a tensor, not NaN);
 - ``deterministic``: two calls with the same seed on fresh Subjects give the same number;
 - ``no_mutation``: the model's weights (final and init) are unchanged by the call;
@@ -26,9 +27,8 @@ from unittest import mock
 import numpy as np
 import torch
 
-from predictors.api import REQUIREMENTS, Predictor, PredictorMeta, Subject
+from predictors.api import DEFAULT_BUDGET_SECONDS, Predictor, PredictorMeta, Subject
 
-DEFAULT_BUDGET_SECONDS = 300.0
 CHECKS = ("metadata", "finite_float", "deterministic", "no_mutation", "no_test_data", "budget")
 
 
@@ -106,21 +106,16 @@ def check_predictor(
     def record(check: str, passed: bool, message: str = "") -> None:
         results.append(CheckResult(check, passed, message, known.get(check, "")))
 
-    if "metadata" in checks:
-        try:
-            PredictorMeta.model_validate(meta.model_dump() if isinstance(meta, PredictorMeta) else meta)
-            bad = [r for r in meta.requires if r not in REQUIREMENTS]
-            record("metadata", not bad, f"unknown requirements {bad}" if bad else "")
-        except Exception as exc:  # a malformed meta is exactly what this check reports
-            record("metadata", False, f"{type(exc).__name__}: {exc}")
-            return results
+    if not isinstance(meta, PredictorMeta):
+        return [CheckResult(c, False, f"{name!r} has no PredictorMeta: decorate it with @predictor(...)") for c in checks]
 
     subject = make_subject(tuple(meta.requires))
     digests = {}
     for which, need in (("final", "weights"), ("init", "init")):
         if need in meta.requires:
             digests[which] = _state_digest(subject.model(which))
-    budget = budget_seconds or meta.budget_seconds or DEFAULT_BUDGET_SECONDS
+    subject.used.clear()  # the digests above are the suite's reads, not the predictor's
+    budget = min(budget_seconds or DEFAULT_BUDGET_SECONDS, meta.budget_seconds or math.inf)
     first: float | None = None
     try:
         with forbid_test_data():
@@ -130,15 +125,18 @@ def check_predictor(
         first = as_score(raw, name)
     except TestDataAccessError as exc:
         for check in checks:
-            if check != "metadata":
-                record(check, False, f"it tried to reach test data: {exc}")
+            record(check, False, f"it tried to reach test data: {exc}")
         return results
     except Exception as exc:
         for check in checks:
-            if check != "metadata":
-                record(check, False, f"the call raised {type(exc).__name__}: {exc}")
+            record(check, False, f"the call raised {type(exc).__name__}: {exc}")
         return results
 
+    if "metadata" in checks:
+        unused = sorted(set(meta.requires) - subject.used)
+        problems = ([] if meta.description.strip() else ["no description (give the function a docstring)"]) + (
+            [f"declares {unused} in requires but never reads them"] if unused else [])
+        record("metadata", not problems, "; ".join(problems))
     if "finite_float" in checks:
         record("finite_float", True)
     if "no_test_data" in checks:

@@ -56,7 +56,7 @@ def test_predictor_conforms(name, check, subjects):
 
 
 def _meta(**kw):
-    return dict(version="1", family="test", reference="test", requires=("weights", "train_data"), register=False) | kw
+    return dict(version="1", family="test", reference="test", requires=("weights", "train_data")) | kw
 
 
 @predictor("returns_nan", **_meta())
@@ -105,6 +105,23 @@ def _undeclared(subject, *, seed=0):
 def test_broken_predictors_fail_their_check(bad, check, subjects):
     results = {r.check: r for r in check_predictor(bad, subjects[0])}
     assert not results[check].passed, results[check]
+
+
+@predictor("declares_unread_parts", **_meta(requires=("weights", "hparams")))
+def _overdeclared(subject, *, seed=0):
+    """Reads the weights only, but declares the hyperparameters too."""
+    return float(sum(p.numel() for p in subject.model().parameters()))
+
+
+@predictor("undocumented", **_meta(requires=("weights",)))
+def _undocumented(subject, *, seed=0):
+    return float(next(subject.model().parameters()).sum())
+
+
+@pytest.mark.parametrize("bad", [_overdeclared, _undocumented])
+def test_metadata_check_fails_on_unread_requirements_or_no_description(bad, subjects):
+    results = {r.check: r for r in check_predictor(bad, subjects[0])}
+    assert results["finite_float"].passed and not results["metadata"].passed, results["metadata"]
 
 
 def test_budget_check_fails_when_slow(subjects):

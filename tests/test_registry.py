@@ -59,59 +59,78 @@ def test_builtins_registered_and_listed():
     assert reg.names("*norm*") == sorted(n for n in reg.names() if "norm" in n)
 
 
-def _shipped(pred) -> bool:
-    """Built-in or contrib (other tests load throwaway predictor files into the registry)."""
-    from pathlib import Path
-
-    return Path(registry.source_file(pred)).resolve().is_relative_to(Path(registry.__file__).parent)
+FAMILIES = {"baseline", "tail_index", "ph_dimension", "sharpness", "complexity", "noise_scale", "norm"}
 
 
-def test_every_builtin_metadata_validates():
-    shipped = [p for p in registry.load_all().all() if _shipped(p)]
+def test_shipped_metadata_is_complete():
+    """Every shipped predictor: a docstring summary, a known family, a paper with a year (or 'baseline')."""
+    import re
+
+    reg = registry.load_all()
+    refs = [reg.ref(n) for n in reg.names()]
+    shipped = [r for r in refs if r.source in ("builtin", "contrib")]
     assert len(shipped) >= 24
-    for pred in shipped:
-        PredictorMeta.model_validate(pred.meta.model_dump())
-        assert pred.meta.description, f"{pred.meta.name} has no docstring summary"
+    for ref in shipped:
+        m = ref.meta
+        assert m.description, f"{m.name} has no docstring summary"
+        assert m.family in FAMILIES, f"{m.name}: unknown family {m.family!r}"
+        assert m.kind == "baseline" or re.search(r"(19|20)\d\d", m.reference), f"{m.name}: reference lacks a year"
+        assert len(ref.code_hash) == 16
 
 
-def test_bare_predict_file_is_a_predictor(tmp_path):
+def test_a_file_is_imported_only_where_asked_and_collected(tmp_path):
     path = tmp_path / "tiny_idea.py"
     path.write_text(
         textwrap.dedent(
             '''
-            VERSION = "3"
-            REQUIRES = ("weights",)
+            from predictors.api import predictor
 
-            def predict(subject):
+            @predictor(version="3", family="norm", reference="me 2026", requires=("weights",))
+            def tiny_idea(subject, *, seed=0):
                 """Number of parameter tensors."""
                 return float(len(list(subject.model().parameters())))
             '''
         )
     )
-    (pred,) = registry.load_file(path)
-    assert pred.meta.name == "tiny_idea" and pred.meta.version == "3" and pred.meta.family == "contrib"
-    assert registry.load_file(path) == [pred]  # loading twice is idempotent
+    (pred,) = registry.file_predictors(path)
+    assert pred.meta.name == "tiny_idea" and pred.meta.version == "3"
+    assert registry.file_predictors(path) == [pred]  # importing twice is idempotent
+    assert "tiny_idea" not in registry.load_all()  # a file never joins the registry by being read
+    metas = registry.describe_file(None, path=str(path))
+    (ref,) = registry.file_refs(path, metas)
+    assert ref.source == "file" and ref.meta == pred.meta
+    # the code hash comes from the file's bytes, not from anything the file says
+    before = ref.code_hash
+    path.write_text(path.read_text() + "\n# edited\n")
+    assert registry.file_refs(path, metas)[0].code_hash != before
+
+
+def test_a_bare_predict_function_is_not_a_predictor(tmp_path):
+    path = tmp_path / "bare.py"
+    path.write_text("def predict(subject):\n    return 1.0\n")
+    with pytest.raises(InvalidPredictorError, match="decorate a function with @predictor"):
+        registry.file_predictors(path)
 
 
 def test_file_without_predictor_is_rejected(tmp_path):
     path = tmp_path / "nothing.py"
     path.write_text("x = 1\n")
     with pytest.raises(InvalidPredictorError, match="defines no predictor"):
-        registry.load_file(path)
+        registry.file_predictors(path)
 
 
 def test_resolve_names_globs_and_unknown():
-    names = [p.meta.name for p in registry.resolve(["weight_norm", "distance_*"])]
+    names = [r.name for r in registry.resolve_names(["weight_norm", "distance_*"])]
     assert names == ["weight_norm", "distance_to_init"]
-    with pytest.raises(UnknownPredictorError):
-        registry.resolve(["no_such_predictor"])
+    with pytest.raises(UnknownPredictorError, match="did you mean 'weight_norm'"):
+        registry.resolve_names(["weigth_norm"])
 
 
 def test_code_hash_changes_with_version():
-    a = predictor("hash_probe_a", version="1", family="t", reference="r", requires=(), register=False)(
+    a = predictor("hash_probe_a", version="1", family="t", reference="r", requires=())(
         lambda subject, *, seed=0: 0.0
     )
-    b = predictor("hash_probe_a", version="2", family="t", reference="r", requires=(), register=False)(
+    b = predictor("hash_probe_a", version="2", family="t", reference="r", requires=())(
         lambda subject, *, seed=0: 0.0
     )
     assert registry.code_hash(a) != registry.code_hash(b)

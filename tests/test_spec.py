@@ -6,11 +6,11 @@ import math
 
 import pytest
 
+from model_zoo.axes import AXIS_NAMES as AXES
+from model_zoo.axes import canonical as format_value
 from model_zoo.spec import (
-    AXES,
     SpecError,
     expand,
-    format_value,
     load_spec,
     parse_spec,
     shipped_specs,
@@ -122,23 +122,53 @@ def test_duplicate_values():
 @pytest.mark.parametrize(
     ("fixed_or_grid", "needle"),
     [
-        ("grid:lr = [0.0]", "lr must be a number > 0"),
+        ("grid:lr = [0.0]", "lr must be > 0"),
         ('grid:lr = ["fast"]', "'fast'"),
-        ("fixed:label_noise = 1.0", "label_noise must be a number in [0, 1)"),
+        ("fixed:label_noise = 1.0", "label_noise must be < 1"),
         ("fixed:label_noise = -0.1", "label_noise"),
         ("fixed:dropout = 1.5", "dropout"),
-        ("grid:batch_size = [0]", "batch_size must be an integer >= 1"),
+        ("grid:batch_size = [0]", "batch_size must be >= 1"),
         ("grid:width = [8.5]", "width must be an integer"),
         ('fixed:optimizer = "rmsprop"', "rmsprop"),
         ('fixed:augmentation = "yes"', "augmentation must be true or false"),
         ("fixed:weight_decay = -1e-4", "weight_decay"),
         ("grid:train_size = [100, 70000]", "train_size 70000 exceeds the fashion_mnist pool of 60000"),
+        # strict: no string-to-number or bool coercion, finite values only
+        ('fixed:batch_size = "64"', "batch_size must be an integer, got str '64'"),
+        ("fixed:batch_size = true", "batch_size must be an integer, got bool True"),
+        ("grid:lr = [inf]", "lr must be finite"),
+        ("grid:lr = [nan]", "lr must be finite"),
+        ("fixed:weight_decay = true", "weight_decay must be a number, got bool"),
     ],
 )
 def test_bad_values(fixed_or_grid, needle):
     section, line = fixed_or_grid.split(":", 1)
     exp = experiment(fixed=line, grid="lr = [0.01]") if section == "fixed" else experiment(grid=line)
     assert needle in error_of(spec_text(experiment=exp))
+
+
+def test_strict_top_level_and_training_values():
+    assert "seeds[0]" in error_of(spec_text().replace("seeds = [0]", "seeds = [true]"))
+    assert "seeds[0]" in error_of(spec_text().replace("seeds = [0]", 'seeds = ["0"]'))
+    bad_steps = spec_text().replace("max_steps = 10", 'max_steps = "100"')
+    assert "training.max_steps must be an integer, got str" in error_of(bad_steps)
+    assert "training.target_ce must be finite" in error_of(spec_text(training="target_ce = inf"))
+    assert "training.window_optimizer must be one of" in error_of(spec_text(training='window_optimizer = "rmsprop"'))
+
+
+def test_huge_grid_is_refused_before_expansion(monkeypatch):
+    import time
+
+    values = ", ".join(str(0.001 * (i + 1)) for i in range(100))
+    grid = f"lr = [{values}]\nwidth = [{', '.join(str(i + 1) for i in range(100))}]\n" \
+           f"train_size = [{', '.join(str(i + 1) for i in range(1000))}]"
+    started = time.perf_counter()
+    message = error_of(spec_text(experiment=experiment(grid=grid)))
+    assert "10,000,000 models" in message and "limit of 100,000" in message
+    assert time.perf_counter() - started < 5  # refused from the axis lengths, nothing expanded
+    monkeypatch.setenv("GAPBENCH_MAX_MODELS", "1")
+    assert "2 models" in error_of(spec_text())
+    assert parse_spec(spec_text(), limit=2).n_models == 2
 
 
 def test_bad_top_level_values():
@@ -221,7 +251,7 @@ def test_duplicate_models_across_experiments():
 def test_shipped_specs_load_and_expand():
     assert {"micro", "mini", "standard"} <= set(shipped_specs())
     micro = expand(load_spec("micro"))
-    assert len(micro) == 24 and {m.task for m in micro} == {"fashion_mnist", "fsdd", "newsgroups"}
+    assert len(micro) == 28 and {m.task for m in micro} == {"fashion_mnist", "fsdd", "newsgroups"}
     mini_spec = load_spec("mini")
     mini = expand(mini_spec)
     assert len(mini) >= 150 and len(mini_spec.seeds) == 2
