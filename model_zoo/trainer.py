@@ -18,7 +18,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -28,67 +28,25 @@ from torch import nn
 from torch.nn import functional as F
 
 from model_zoo.architectures import build_model, n_parameters
+from model_zoo.axes import TrainConfig
 from model_zoo.data.base import TaskInfo
-from model_zoo.trajectory import DEFAULT_DIM, DEFAULT_WINDOW, EXACT_MAX_PARAMS, TrajectoryWindow, WindowRecorder
-
-OPTIMIZERS = ("sgd", "adam")
+from model_zoo.projection import WindowRecorder
+from model_zoo.trajectory import TrajectoryWindow
 
 # Offsets that separate the seeded streams derived from cfg.seed.
-_ORDER_STREAM, _AUG_STREAM, _PROBE_STREAM = 1_000_003, 2_000_003, 3_000_003
-PROBE_EXAMPLES = 64  # per-example losses of each window iterate on this many training examples
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines one trained model (besides its data)."""
-
-    task: str
-    architecture: str
-    seed: int
-    lr: float
-    batch_size: int
-    width: int
-    depth: int
-    weight_decay: float = 0.0
-    dropout: float = 0.0
-    optimizer: str = "sgd"  # "sgd" (momentum 0.9) | "adam"
-    train_size: int = 1000
-    label_noise: float = 0.0  # fraction of the training subset relabelled to another class
-    augmentation: bool = False
-    target_ce: float = 0.01
-    max_steps: int = 20_000
-    window_steps: int = DEFAULT_WINDOW
-    projection_dim: int = DEFAULT_DIM
-    exact_max_params: int = EXACT_MAX_PARAMS
-    projection_seed: int = 0
-    eval_every: int | None = None  # steps between full-train-set CE checks; None = once per epoch
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer={self.optimizer!r} (expected one of {OPTIMIZERS})")
-        for name in ("lr", "target_ce"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name}={getattr(self, name)!r} (must be > 0)")
-        for name in ("batch_size", "train_size", "max_steps", "projection_dim"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name}={getattr(self, name)!r} (must be >= 1)")
-        if self.window_steps < 0:
-            problems.append(f"window_steps={self.window_steps!r} (must be >= 0; 0 records no window)")
-        if self.weight_decay < 0:
-            problems.append(f"weight_decay={self.weight_decay!r} (must be >= 0)")
-        if not 0.0 <= self.label_noise <= 1.0:
-            problems.append(f"label_noise={self.label_noise!r} (must be in [0, 1])")
-        if self.eval_every is not None and self.eval_every < 1:
-            problems.append(f"eval_every={self.eval_every!r} (must be >= 1 or None)")
-        if problems:
-            raise ValueError(f"invalid TrainConfig for {self.task}/{self.architecture}: " + "; ".join(problems))
+_ORDER_STREAM, _AUG_STREAM, _LOSS_PROBE_STREAM = 1_000_003, 2_000_003, 3_000_003
+LOSS_PROBE_EXAMPLES = 64
+"""The loss probe: this many training examples (seeded per model) whose per-example losses are
+recorded at every window step (Dupuis et al. 2023's data-dependent distance needs them)."""
 
 
 @dataclass
 class TrainSubset:
-    """A model's training set: ``indices`` into the task's pool, the labels it trains on (noisy),
-    and ``noisy_indices``: the pool indices (a subset of ``indices``) whose label was changed."""
+    """A model's training set: pool indices, the (noisy) labels it trains on, the relabelled indices.
+
+    ``indices`` index the task's pool; ``labels`` are the labels the model trains on (noisy);
+    ``noisy_indices`` are the pool indices (a subset of ``indices``) whose label was changed.
+    """
 
     indices: np.ndarray
     labels: np.ndarray
@@ -97,8 +55,11 @@ class TrainSubset:
 
 @dataclass
 class TrainResult:
-    """What ``train_model`` returns. ``final_state`` is the end of the window; ``curve`` has one
-    entry per epoch (step, train_loss, train_error on the full training set, eval mode)."""
+    """What ``train_model`` returns.
+
+    ``final_state`` is the end of the window; ``curve`` has one entry per epoch (step,
+    train_loss, train_error on the full training set, eval mode).
+    """
 
     init_state: dict[str, torch.Tensor]
     final_state: dict[str, torch.Tensor]
@@ -152,13 +113,14 @@ def make_train_subset(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, *, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, *,
+             batch_size: int = 1024) -> tuple[float, float]:
     """(error fraction, mean cross-entropy) of ``model`` on (x, y), in eval mode under no_grad.
 
     The model's train/eval mode is restored afterwards. Inputs go to the model's device.
     """
     device = _device_of(model)
-    xt = torch.as_tensor(x).to(device)
+    xt = as_standard_tensor(x).to(device)
     yt = torch.as_tensor(y, dtype=torch.int64).to(device)
     if len(xt) != len(yt) or len(xt) == 0:
         raise ValueError(f"evaluate: x has {len(xt)} rows and y has {len(yt)}; need the same, non-zero")
@@ -174,6 +136,25 @@ def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
     finally:
         model.train(was_training)
     return wrong / len(xt), loss / len(xt)
+
+
+def as_standard_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``x`` as a CPU tensor with row-major strides, including the strides of its size-1 dims.
+
+    numpy gives size-1 dims arbitrary strides (a fancy-indexed Fashion-MNIST subset has a
+    channel stride of 1 element, a pool read from .npz one of 784), and a [B, 1, H, W] batch
+    whose channel stride is 1 looks channels-last to ATen, whose convolution then takes its
+    channels-last kernel: other bits. Normalising here makes a model's numbers independent of
+    how its data were loaded (model_zoo.data, a zoo's train.npz, a population's pool).
+    """
+    t = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x)
+    standard, step = [], 1
+    for size in reversed(t.shape):
+        standard.append(step)
+        step *= size
+    if tuple(reversed(standard)) != t.stride():
+        t = t.clone(memory_format=torch.contiguous_format)
+    return t
 
 
 def flat_params(model: nn.Module) -> torch.Tensor:
@@ -212,10 +193,11 @@ def train_model(
         model = build_model(cfg.architecture, info, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout).to(device)
         init_state = _cpu_state(model)
         n_params = n_parameters(model)
-        xt = torch.as_tensor(np.ascontiguousarray(x)).to(device)
+        xt = as_standard_tensor(x).to(device)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device)
         if int(yt.min()) < 0 or int(yt.max()) >= info.n_classes:
-            raise ValueError(f"train_model: labels must be in [0, {info.n_classes}), got [{int(yt.min())}, {int(yt.max())}]")
+            raise ValueError(f"train_model: labels must be in [0, {info.n_classes}), "
+                             f"got [{int(yt.min())}, {int(yt.max())}]")
         optimizer = _make_optimizer(cfg, model)
         order_gen = torch.Generator().manual_seed(cfg.seed + _ORDER_STREAM)
         aug_gen = torch.Generator().manual_seed(cfg.seed + _AUG_STREAM)
@@ -225,16 +207,16 @@ def train_model(
         eval_every = cfg.eval_every or steps_per_epoch
         batches = _batches(n, cfg.batch_size, order_gen)
 
-        def step() -> float:
+        def step(opt: torch.optim.Optimizer = optimizer) -> float:
             idx = next(batches)
             xb, yb = xt[idx.to(device)], yt[idx.to(device)]
             if augment is not None:
                 xb = augment(xb, aug_gen)
             model.train()
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
-            optimizer.step()
+            opt.step()
             return float(loss.detach())
 
         curve: list[dict[str, float]] = []
@@ -257,7 +239,10 @@ def train_model(
                     break
 
         window_started = time.perf_counter()
-        window = _record_window(cfg, model, step, xt, yt, n_params) if cfg.window_steps else None
+        window = None
+        if cfg.window_steps:
+            window_opt = window_optimizer(cfg, model, optimizer)
+            window = _record_window(cfg, model, lambda: step(window_opt), xt, yt, n_params)
         steps += cfg.window_steps
         window_seconds = time.perf_counter() - window_started
         final_state = _cpu_state(model)
@@ -280,7 +265,8 @@ def _record_window(cfg: TrainConfig, model: nn.Module, step: Callable[[], float]
     )
     recorder.start(flat_params(model))
     device = xt.device
-    probe = torch.randperm(len(xt), generator=torch.Generator().manual_seed(cfg.seed + _PROBE_STREAM))[:PROBE_EXAMPLES]
+    probe_gen = torch.Generator().manual_seed(cfg.seed + _LOSS_PROBE_STREAM)
+    probe = torch.randperm(len(xt), generator=probe_gen)[:LOSS_PROBE_EXAMPLES]
     probe_x, probe_y = xt[probe.to(device)], yt[probe.to(device)]
     probe_losses = np.empty((cfg.window_steps, len(probe)), dtype=np.float32)
     for t in range(cfg.window_steps):
@@ -290,6 +276,20 @@ def _record_window(cfg: TrainConfig, model: nn.Module, step: Callable[[], float]
         with torch.no_grad():
             probe_losses[t] = F.cross_entropy(model(probe_x), probe_y, reduction="none").cpu().numpy()
     return dataclasses.replace(recorder.finish(), probe_losses=probe_losses)
+
+
+def window_optimizer(cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The optimizer of the post-convergence window.
+
+    ``window_optimizer = "same"`` or an SGD recipe: the training optimizer goes on (its state
+    included). ``"sgd"`` with an Adam recipe: a fresh SGD (momentum 0.9) at the recipe's learning
+    rate and weight decay, so that every window is the constant-learning-rate SGD process the
+    trajectory measures (Simsekli et al. 2020, Birdal et al. 2021) are about.
+    """
+    if cfg.window_optimizer == "same" or cfg.optimizer == "sgd":
+        return optimizer
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -324,11 +324,17 @@ def _deterministic(device: torch.device):
         # cuBLAS needs this to be deterministic; it only takes effect if set before cuBLAS starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     was, was_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    was_fill = torch.utils.deterministic.fill_uninitialized_memory
     # On CUDA a few backward kernels (e.g. adaptive pooling) have no deterministic version: warn, not fail.
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    # Deterministic mode also fills every new tensor with NaN, a debugging aid that costs a third
+    # of a small model's step on CPU and changes no result (every kernel here writes its whole
+    # output; measured: identical bytes with and without, docs/population.md).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
+        torch.utils.deterministic.fill_uninitialized_memory = was_fill
         torch.use_deterministic_algorithms(was, warn_only=was_warn)
 
 
@@ -348,25 +354,52 @@ def _shift(x: torch.Tensor, shifts: torch.Tensor, dim: int, max_shift: int) -> t
     return padded.gather(dim, index.expand_as(x))
 
 
+def augment_draws(modality: str, gen: torch.Generator, batch: int,
+                  example_shape: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """The random numbers the modality's augmentation draws for ``batch`` examples, in order.
+
+    Split from :func:`augment_apply` so that a population (model_zoo.population) draws each
+    member's numbers from the member's generator and applies them to all members at once.
+    """
+    if modality == "vision":
+        dy = torch.randint(-2, 3, (batch,), generator=gen)
+        dx = torch.randint(-2, 3, (batch,), generator=gen)
+        flip = torch.rand(batch, generator=gen) < 0.5
+        return dy, dx, flip
+    if modality == "audio":
+        shifts = torch.randint(-800, 801, (batch,), generator=gen)
+        gain = 0.8 + 0.4 * torch.rand(batch, generator=gen)
+        return shifts, gain
+    if modality == "text":
+        return (torch.rand((batch, *example_shape), generator=gen) < 0.1,)
+    raise ValueError(f"no augmentation for modality {modality!r}")
+
+
+def augment_apply(modality: str, x: torch.Tensor, draws: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Apply :func:`augment_draws`'s numbers to the batch ``x`` (example by example)."""
+    if modality == "vision":
+        dy, dx, flip = (d.to(x.device) for d in draws)
+        out = _shift(_shift(x, dy, x.ndim - 2, 2), dx, x.ndim - 1, 2)
+        return torch.where(flip.view(-1, *([1] * (x.ndim - 1))), out.flip(-1), out)
+    if modality == "audio":
+        shifts, gain = draws
+        gain = gain.to(x.device, x.dtype)
+        return _shift(x, shifts.to(x.device), x.ndim - 1, 800) * gain.view(-1, *([1] * (x.ndim - 1)))
+    if modality == "text":
+        return x.masked_fill(draws[0].to(x.device), 0)
+    raise ValueError(f"no augmentation for modality {modality!r}")
+
+
 def augment_vision(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random shift by up to 2 px in each direction (zero padding + crop) and horizontal flip (p=0.5)."""
-    b = x.shape[0]
-    dy = torch.randint(-2, 3, (b,), generator=gen).to(x.device)
-    dx = torch.randint(-2, 3, (b,), generator=gen).to(x.device)
-    flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-    out = _shift(_shift(x, dy, x.ndim - 2, 2), dx, x.ndim - 1, 2)
-    return torch.where(flip.view(-1, *([1] * (x.ndim - 1))), out.flip(-1), out)
+    return augment_apply("vision", x, augment_draws("vision", gen, x.shape[0], tuple(x.shape[1:])))
 
 
 def augment_audio(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random time shift by up to 800 samples (0.1 s at 8 kHz, zero-filled) and gain in [0.8, 1.2]."""
-    b = x.shape[0]
-    shifts = torch.randint(-800, 801, (b,), generator=gen).to(x.device)
-    gain = (0.8 + 0.4 * torch.rand(b, generator=gen)).to(x.device, x.dtype)
-    return _shift(x, shifts, x.ndim - 1, 800) * gain.view(-1, *([1] * (x.ndim - 1)))
+    return augment_apply("audio", x, augment_draws("audio", gen, x.shape[0], tuple(x.shape[1:])))
 
 
 def augment_text(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random token dropout: each token id is replaced by padding (0) with probability 0.1."""
-    drop = (torch.rand(x.shape, generator=gen) < 0.1).to(x.device)
-    return x.masked_fill(drop, 0)
+    return augment_apply("text", x, augment_draws("text", gen, x.shape[0], tuple(x.shape[1:])))

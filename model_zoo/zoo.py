@@ -1,7 +1,8 @@
 """The read API over the public part of a built zoo: `Zoo` and its `ModelRecord`s.
 
-``Zoo(path)`` takes a zoo root or just its ``public/`` directory (predictor workers get only
-that); it never reads ``answers/`` (see `load_answers` for that). On open it checks that the
+``Zoo(path)`` takes a zoo root or just its ``public/`` directory, a local folder or an fsspec
+URL such as ``s3://bucket/zoo`` (model_zoo.store; predictor workers get only a local ``public/``);
+it never reads ``answers/`` (see `load_answers` for that). On open it checks that the
 manifest is readable and that every file it lists exists; each file is checked against its
 recorded sha256 when a record loads it (``verify="lazy"``, the default), so a corrupted or
 missing file raises `ZooIntegrityError` naming its path. ``verify="full"`` hashes everything
@@ -22,30 +23,13 @@ import numpy as np
 import pandas as pd
 
 from model_zoo import store
+from model_zoo.axes import TrainConfig
 from model_zoo.store import ZooIntegrityError, ZooLayout, load_answers
+from model_zoo.trajectory import TrajectoryWindow
 
-__all__ = ["ModelRecord", "Trajectory", "Zoo", "ZooIntegrityError", "load_answers"]
+__all__ = ["ModelRecord", "RetrainOutcome", "TrajectoryWindow", "Zoo", "ZooIntegrityError", "load_answers"]
 
 Which = Literal["final", "init"]
-
-
-@dataclass(frozen=True)
-class Trajectory:
-    """A model's post-convergence window (see model_zoo.trajectory.TrajectoryWindow).
-
-    iterates: float32 [K, D] offsets from the window's first iterate (exact when not
-    ``projected``); losses: minibatch loss per step [K]; norms: ||w_t|| [K]; step_norms:
-    ||w_t - w_{t-1}|| [K], both in full dimension; probe_losses: per-example training losses of
-    each iterate on a fixed probe batch [K, m] (None when the trainer did not record them).
-    """
-
-    iterates: np.ndarray
-    losses: np.ndarray
-    norms: np.ndarray
-    step_norms: np.ndarray
-    projected: bool
-    n_params: int
-    probe_losses: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +48,8 @@ class RetrainOutcome:
 class Zoo:
     """A built zoo, read-only. ``Zoo(root_or_public_dir, verify="lazy"|"full"|"none")``."""
 
-    def __init__(self, path: str | os.PathLike[str], *, verify: bool | Literal["lazy", "full", "none"] = "lazy"):
+    def __init__(self, path: str | os.PathLike[str], *, verify: bool | Literal["lazy", "full", "none"] = "lazy",
+                 pool_cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
         mode = {True: "lazy", False: "none"}.get(verify, verify) if isinstance(verify, bool) else verify
         if mode not in ("lazy", "full", "none"):
             raise ValueError(f"verify must be 'lazy', 'full' or 'none', got {verify!r}")
@@ -78,7 +63,8 @@ class Zoo:
         self.meta: dict[str, Any] = store.read_json(self.layout.zoo_json)
         self.manifest: pd.DataFrame = store.read_parquet(self.layout.manifest)
         self._rows = {row["model_id"]: row for row in self.manifest.to_dict("records")}
-        self._pools: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # task -> training pool; a caller may share one dict between Zoo objects of one zoo
+        self._pools: dict[str, tuple[np.ndarray, np.ndarray]] = {} if pool_cache is None else pool_cache
         if mode == "full":
             problems = store.verify(self.layout.public)
             if problems:
@@ -89,11 +75,12 @@ class Zoo:
 
     def _check_files_exist(self) -> None:
         sha_cols = [c for c in self.manifest.columns if c.startswith("sha256.")]
+        present = store.list_files(self.layout.models_dir)  # one listing, also on a URL
         for row in self._rows.values():
-            folder = self.layout.model_dir(row["model_id"])
             for col in sha_cols:
-                if isinstance(row[col], str) and not (folder / col[len("sha256."):]).is_file():
-                    raise ZooIntegrityError(folder / col[len("sha256."):], "file is missing")
+                name = col[len("sha256."):]
+                if isinstance(row[col], str) and f"{row['model_id']}/{name}" not in present:
+                    raise ZooIntegrityError(self.layout.model_dir(row["model_id"]) / name, "file is missing")
 
     def __repr__(self) -> str:
         return f"Zoo({str(self.path)!r}, zoo_id={self.zoo_id!r}, models={len(self)})"
@@ -104,6 +91,11 @@ class Zoo:
     @property
     def zoo_id(self) -> str:
         return self.meta["zoo_id"]
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 of the zoo's content (every file hash), computed from the manifest."""
+        return store.content_hash(self.manifest, self.meta.get("data", {}))
 
     @cached_property
     def spec_text(self) -> str:
@@ -156,7 +148,8 @@ class Zoo:
         from model_zoo.data import TaskInfo
 
         path = self.layout.data_dir(task) / "info.json"
-        raw = store.read_json(path) if self.verify_mode == "none" else _json(self._read(path, self._data_sha(task, "info.json")), path)
+        raw = (store.read_json(path) if self.verify_mode == "none"
+               else _json(self._read(path, self._data_sha(task, "info.json")), path))
         raw["input_shape"] = tuple(raw["input_shape"])
         return TaskInfo(**raw)
 
@@ -216,10 +209,8 @@ class ModelRecord:
         return tuple(self.config["axes"])
 
     @property
-    def train_config(self) -> Any:
-        """The model's model_zoo.trainer.TrainConfig."""
-        from model_zoo.trainer import TrainConfig
-
+    def train_config(self) -> TrainConfig:
+        """The model's training config (model_zoo.axes.TrainConfig)."""
         return TrainConfig(**self.config["train_config"])
 
     @cached_property
@@ -247,7 +238,7 @@ class ModelRecord:
         model.load_state_dict(self.state_dict(which))
         return model.eval()
 
-    def trajectory(self) -> Trajectory:
+    def trajectory(self) -> TrajectoryWindow:
         """The recorded post-convergence window."""
         from safetensors.numpy import load
 
@@ -258,10 +249,12 @@ class ModelRecord:
         except Exception as exc:
             raise ZooIntegrityError(path, f"unreadable safetensors ({exc})") from None
         meta = self.config["trajectory"]
-        return Trajectory(
+        return TrajectoryWindow(
             iterates=arrays["iterates"], losses=arrays["losses"], norms=arrays["norms"],
             step_norms=arrays["step_norms"], projected=bool(meta["projected"]), n_params=int(meta["n_params"]),
-            probe_losses=arrays.get("probe_losses"),
+            projection_dim=meta.get("projection_dim"), projection_seed=meta.get("projection_seed"),
+            probe_losses=arrays.get("probe_losses"), coordinates=arrays.get("coordinates"),
+            coordinate_index=arrays.get("coordinate_index"),
         )
 
     def train_set(self) -> tuple[np.ndarray, np.ndarray]:
@@ -283,12 +276,11 @@ class ModelRecord:
 
         Same architecture, optimiser, learning rate, batch size, label-noise fraction and
         convergence target; a fresh seeded subset of the pool; no post-convergence window.
-        Returns ``predictors.api.RetrainResult``-compatible fields via a small dataclass.
         """
         import dataclasses
 
         from model_zoo.architectures import build_model
-        from model_zoo.trainer import TrainConfig, evaluate, make_train_subset, train_model
+        from model_zoo.trainer import evaluate, make_train_subset, train_model
 
         x_pool, y_pool = self.zoo.pool(self.task)
         if not 2 <= n_train <= len(y_pool):

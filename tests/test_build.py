@@ -60,14 +60,16 @@ def test_micro_models_converge(micro_zoo: Path):
     m = pd.read_parquet(micro_zoo / "public" / "manifest.parquet")
     assert (m["status"] == "converged").all()
     answers = pd.read_parquet(micro_zoo / "answers" / "answers.parquet")
-    assert (answers["train_error"] <= 0.05).all()
+    # the final weights are those at the end of the window: SGD noise after convergence (lr 0.1
+    # on 100 examples) can cost a few training examples, but the models stay fitted
+    assert (answers["train_error"] <= 0.1).all()
     assert (answers["test_error"] > answers["train_error"]).all()
 
 
 def test_rebuild_is_a_no_op(micro_zoo: Path):
     before = file_states(micro_zoo)
     report = build_zoo("micro", micro_zoo, workers=1, progress=False)
-    assert (report.n_trained, report.n_skipped, report.ok) == (0, 24, True)
+    assert (report.n_trained, report.n_skipped, report.ok) == (0, 28, True)
     assert file_states(micro_zoo) == before
 
 
@@ -95,7 +97,8 @@ def test_resume_after_kill_9(tmp_path: Path):
     spec_path.write_text(TINY.replace("seeds = [0]", "seeds = [0, 1]"))
     root = tmp_path / "zoo"
     models = root / "public" / "models"
-    code = f"from model_zoo.build import build_zoo; build_zoo({str(spec_path)!r}, {str(root)!r}, workers=1, progress=False)"
+    code = (f"from model_zoo.build import build_zoo; build_zoo({str(spec_path)!r}, {str(root)!r}, workers=1, "
+            "progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
     try:
         deadline = time.monotonic() + 120
@@ -134,24 +137,22 @@ def test_changed_spec_refuses_the_old_root(tmp_path: Path):
         build_zoo(changed, tmp_path / "z", workers=1, progress=False)
 
 
-def test_failed_model_is_reported_and_the_rest_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import model_zoo.trainer as trainer
+def test_failed_model_is_reported_and_the_rest_goes_on(tmp_path: Path):
+    import os
 
-    real = trainer.train_model
+    from model_zoo.determinism import training_env
+    from model_zoo.executor import Lane, ProcessLauncher
 
-    def flaky(cfg, *args, **kwargs):
-        if cfg.lr == 0.1 and cfg.train_size == 60:
-            raise FloatingPointError("loss is NaN")
-        return real(cfg, *args, **kwargs)
-
-    monkeypatch.setattr(trainer, "train_model", flaky)
-    spec_path = tmp_path / "tiny.toml"
-    spec_path.write_text(TINY)
-    bad = next(m.model_id for m in expand(load_spec(spec_path)) if m.train.lr == 0.1 and m.train.train_size == 60)
-    result = CliRunner().invoke(app, ["build", str(spec_path), "--root", str(tmp_path / "z"), "--workers", "1",
-                                      "--no-progress"])
-    assert result.exit_code == 1
-    assert f"FAILED {bad}" in result.output and "FloatingPointError: loss is NaN" in result.output
+    tests = str(Path(__file__).resolve().parent)
+    env = training_env({**os.environ, "PYTHONPATH": tests})
+    # a worker whose trainer raises for one config (tests/build_faults.py); every model trains
+    # alone here (population failures: tests/test_population.py)
+    lane = Lane("train", init="build_faults:init", launcher=ProcessLauncher(env=env))
+    spec = tiny_spec(tmp_path)
+    bad = next(m.model_id for m in expand(spec) if m.train.lr == 0.1 and m.train.train_size == 60)
+    report = build_zoo(spec, tmp_path / "z", workers=1, progress=False, lane=lane, population_size=1)
+    assert [f.model_id for f in report.failures] == [bad]
+    assert report.failures[0].error.startswith("FloatingPointError: loss is NaN at build_faults.py")
     manifest = pd.read_parquet(tmp_path / "z" / "public" / "manifest.parquet")
     assert len(manifest) == 3 and bad not in set(manifest["model_id"])
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from model_zoo.axes import TrainConfig
 from model_zoo.data.base import TaskInfo
 from model_zoo.trainer import (
-    TrainConfig,
     augment_audio,
     augment_text,
     augment_vision,
@@ -137,12 +137,64 @@ def test_progress_callback_and_flat_params(data):
 
 
 def test_config_and_data_checks(data):
-    with pytest.raises(ValueError, match="optimizer='rmsprop'"):
+    with pytest.raises(ValueError, match="optimizer must be one of .*'rmsprop'"):
         config(optimizer="rmsprop")
     with pytest.raises(ValueError, match="train_size=50"):
         train_model(config(train_size=50), INFO, *data)
     with pytest.raises(ValueError, match="TaskInfo is for 'blobs'"):
         train_model(config(task="other"), INFO, *data)
+
+
+STRIDES = r"""
+import json
+from model_zoo.determinism import pin
+pin()
+import numpy as np, torch
+from torch.nn import functional as F
+from model_zoo.axes import TrainConfig
+from model_zoo.data.base import TaskInfo
+from model_zoo.trainer import train_model
+rng = np.random.default_rng(0)
+base = rng.random((48, 28, 28), dtype=np.float32)
+odd = np.broadcast_to(base[:, None], (48, 1, 28, 28))[np.arange(48)]  # as a loader's pool, fancy-indexed
+std = np.array(odd)  # the same values with row-major strides
+y = rng.integers(0, 10, 48)
+# the hazard: ATen takes a [B, 1, H, W] batch with channel stride 1 for channels-last
+w = [torch.randn(4, 1, 3, 3, generator=torch.Generator().manual_seed(0)).requires_grad_() for _ in range(2)]
+for x, wi in zip((odd, std), w):
+    F.conv2d(torch.as_tensor(x), wi, padding=1).square().sum().backward()
+info = TaskInfo("strides", "vision", 10, (1, 28, 28), "float32", False)
+cfg = TrainConfig(task="strides", architecture="cnn", seed=0, width=4, depth=1, batch_size=16, train_size=48,
+                  max_steps=6, window_steps=2, projection_dim=16, exact_max_params=100)
+a, b = train_model(cfg, info, odd, y), train_model(cfg, info, std, y)
+print("RESULT " + json.dumps({
+    "strides": [list(torch.as_tensor(odd).stride()), list(torch.as_tensor(std).stride())],
+    "raw_grads_equal": torch.equal(w[0].grad, w[1].grad),
+    "trained_equal": all(torch.equal(a.final_state[k], b.final_state[k]) for k in a.final_state)
+    and np.array_equal(a.window.iterates, b.window.iterates),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_numbers_do_not_depend_on_how_numpy_strided_the_data():
+    """Under the pinned numerics a channel stride of 1 sends conv2d to its channels-last kernel."""
+    import json
+    import subprocess
+    import sys
+
+    from model_zoo.determinism import training_env
+
+    repo = Path(__file__).resolve().parents[1]
+    env = training_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", STRIDES], env=env, cwd=repo, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1][7:])
+    assert result["strides"] == [[784, 1, 28, 1], [784, 784, 28, 1]]
+    assert not result["raw_grads_equal"]  # the hazard is real (so the next check can fail)
+    assert result["trained_equal"]
 
 
 # ----------------------------------------------------------------------------- subsets and noise
@@ -251,7 +303,8 @@ def test_mlp_fits_200_fashion_mnist_images(tmp_path):
 
     task = load_task("fashion_mnist", mirror=MIRROR, cache_dir=tmp_path)
     sub = make_train_subset(task.y_train, 10, 200, 0.1, seed=0)
-    cfg = TrainConfig("fashion_mnist", "mlp", 0, 0.05, 64, 32, 1, train_size=200, window_steps=20, max_steps=3000)
+    cfg = TrainConfig(task="fashion_mnist", architecture="mlp", seed=0, lr=0.05, batch_size=64, width=32, depth=1,
+                      train_size=200, window_steps=20, max_steps=3000)
     result = train_model(cfg, task.info, task.x_train[sub.indices], sub.labels)
     assert result.status == "converged" and result.window.projected
     assert result.window.iterates.shape == (20, cfg.projection_dim)

@@ -7,13 +7,8 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist, squareform
 
-from model_zoo.trajectory import (
-    PROJECTION_CHUNK,
-    Projector,
-    WindowRecorder,
-    distortion,
-    pairwise_distances,
-)
+from model_zoo.projection import Projector, WindowRecorder
+from model_zoo.trajectory import distortion, drift_share, pairwise_distances
 
 
 def test_projector_is_deterministic_and_seeded():
@@ -21,32 +16,39 @@ def test_projector_is_deterministic_and_seeded():
     a = Projector(3000, 64, seed=7).project(x)
     b = Projector(3000, 64, seed=7).project(x)
     c = Projector(3000, 64, seed=8).project(x)
-    assert torch.equal(a, b)
-    assert not torch.allclose(a, c)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
 
 
-def test_projector_is_linear_and_chunked_consistently():
-    n = PROJECTION_CHUNK + 123  # two chunks
-    proj = Projector(n, 32, seed=0)
-    assert proj.n_chunks == 2
-    x = torch.randn(3, n, dtype=torch.float64)
-    y = torch.randn(3, n, dtype=torch.float64)
-    px, py = proj.project(x, dtype=torch.float64), proj.project(y, dtype=torch.float64)
-    assert torch.allclose(proj.project(2 * x - y, dtype=torch.float64), 2 * px - py, atol=1e-9)
-    dense = torch.cat([proj.chunk(0), proj.chunk(1)]).double()
-    assert dense.shape == (n, 32)
-    assert torch.allclose(px, x @ dense, atol=1e-9)
+def test_sketch_is_linear_sparse_and_norm_preserving_in_expectation():
+    n, d = 20000, 256
+    proj = Projector(n, d, seed=0, nnz=4)
+    r = proj.matrix_t.T.toarray()  # [P, D]
+    assert r.shape == (n, d)
+    # each parameter goes to one output per block of D/nnz, with weight +-1/sqrt(nnz)
+    assert np.all((r != 0).sum(axis=1) == 4)
+    assert np.allclose(np.abs(r[r != 0]), 0.5)
+    assert np.all((r.reshape(n, 4, d // 4) != 0).sum(axis=2) == 1)
+    x, y = np.random.default_rng(1).standard_normal((2, 3, n))
+    assert np.allclose(proj.project(2 * x - y), 2 * proj.project(x) - proj.project(y), atol=1e-9)
+    assert np.allclose(proj.project(x), x @ r, atol=1e-9)
+    # E ||Rx||^2 = ||x||^2: columns of R have unit norm
+    assert np.allclose((r**2).sum(axis=1), 1.0)
 
 
-def test_projector_entries_have_variance_one_over_d():
-    rows = Projector(4000, 256, seed=3).chunk(0).double()
-    assert abs(rows.mean().item()) < 2e-3
-    assert rows.var().item() == pytest.approx(1 / 256, rel=0.02)
+def test_coordinate_sample_is_exact_and_fixed():
+    proj = Projector(5000, 64, seed=3, n_coordinates=100)
+    assert proj.index.shape == (100,) and np.all(np.diff(proj.index) > 0)
+    x = np.random.default_rng(0).standard_normal((4, 5000))
+    assert np.array_equal(proj.sample(x), x[:, proj.index])
+    assert np.array_equal(Projector(5000, 64, seed=3, n_coordinates=100).index, proj.index)
 
 
-def test_projector_rejects_wrong_width():
+def test_projector_rejects_wrong_width_and_bad_nnz():
     with pytest.raises(ValueError, match="expects"):
         Projector(10, 4, 0).project(torch.zeros(2, 11))
+    with pytest.raises(ValueError, match="must divide"):
+        Projector(10, 6, 0, nnz=4)
 
 
 def test_jl_bound_on_random_points():
@@ -57,7 +59,7 @@ def test_jl_bound_on_random_points():
     x = rng.standard_normal((n, p))
     eps_sq = 0.3  # bound on squared distances
     assert d >= 4 * np.log(n) / (eps_sq**2 / 2 - eps_sq**3 / 3)
-    projected = Projector(p, d, seed=1).project(torch.from_numpy(x), dtype=torch.float64).numpy()
+    projected = Projector(p, d, seed=1).project(x)
     result = distortion(x, projected)
     assert result["n_pairs"] == n * (n - 1) // 2
     assert result["max_rel_error"] <= 1 - np.sqrt(1 - eps_sq)
@@ -97,8 +99,7 @@ def _walk(k: int, p: int) -> torch.Tensor:
 def test_window_recorder_offsets_norms_and_projection(projected):
     k, p = 12, 300
     walk = _walk(k + 1, p)  # row 0 is the converged point before the window
-    rec = WindowRecorder(p, k, projection_dim=64, exact_max_params=100 if projected else 1000, projection_seed=5,
-                         max_buffer_bytes=4 * p * 5)  # forces several blocks
+    rec = WindowRecorder(p, k, projection_dim=64, exact_max_params=100 if projected else 1000, projection_seed=5)
     rec.start(walk[0])
     for t in range(1, k + 1):
         rec.record(walk[t], loss=float(t))
@@ -112,8 +113,12 @@ def test_window_recorder_offsets_norms_and_projection(projected):
     assert np.allclose(win.step_norms, steps, rtol=1e-5)
     if projected:
         assert win.iterates.shape == (k, 64) and win.projection_dim == 64 and win.projection_seed == 5
-        expected = Projector(p, 64, 5).project(offsets).numpy()
-        assert np.allclose(win.iterates, expected, atol=1e-6)
+        exact = walk[1:].double() - walk[1].double()
+        proj = Projector(p, 64, 5)
+        assert np.allclose(win.iterates, proj.project(exact), atol=1e-6)
+        assert np.allclose(win.coordinates, proj.sample(exact), atol=1e-7)
+        assert np.array_equal(win.coordinate_index, proj.index)
+        assert win.exact_coordinates is win.coordinates
     else:
         assert win.iterates.shape == (k, p)
         assert np.allclose(win.iterates, offsets.numpy(), atol=1e-7)
@@ -121,21 +126,23 @@ def test_window_recorder_offsets_norms_and_projection(projected):
 
 
 def test_window_recorder_requires_all_steps():
-    rec = WindowRecorder(4, 3)
+    rec = WindowRecorder(4, 3, projection_dim=4, exact_max_params=4)
     rec.start(torch.zeros(4))
     rec.record(torch.ones(4), 0.0)
     with pytest.raises(RuntimeError, match="1 of 3"):
         rec.finish()
 
 
-def test_cached_and_streamed_projection_are_bitwise_equal(monkeypatch):
-    import model_zoo.trajectory as trajectory
-
-    n = PROJECTION_CHUNK + 10
-    x = torch.randn(4, n)
-    monkeypatch.setattr(trajectory, "DENSE_CACHE_BYTES", 0)
-    streamed = Projector(n, 16, seed=2).project(x)
-    monkeypatch.setattr(trajectory, "DENSE_CACHE_BYTES", 2**30)
-    cached = Projector(n, 16, seed=2).project(x)
-    again = Projector(n, 16, seed=2).project(x)  # served from the cache
-    assert torch.equal(streamed, cached) and torch.equal(cached, again)
+def test_drift_share_separates_drift_walk_and_stationary_cloud():
+    rng = np.random.default_rng(0)
+    k, d = 1000, 50
+    cloud = rng.standard_normal((k, d))
+    walk = np.cumsum(rng.standard_normal((k, d)), axis=0)
+    line = np.outer(np.arange(k), rng.standard_normal(d)) + 1e-3 * cloud
+    assert drift_share(cloud) < 0.01  # i.i.d.: about 1/K
+    assert 0.2 < drift_share(walk) < 0.9  # a random walk: about 0.5 on average
+    assert drift_share(line) > 0.999
+    # a linear map (e.g. the random projection) keeps the share of a straight drift
+    r = rng.standard_normal((d, 20))
+    assert drift_share(line @ r) > 0.999
+    assert drift_share(np.zeros((10, 3))) == 0.0
