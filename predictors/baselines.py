@@ -62,25 +62,54 @@ def parameter_count(subject: Subject, *, seed: int = 0) -> float:
     return float(sum(p.numel() for p in subject.model("final").parameters()))
 
 
-@predictor(version="1", family="baseline", reference=JIANG + ", eq. (44) frob / params.norm", requires=("weights",), kind="baseline")
+@predictor(
+    version="1",
+    family="baseline",
+    reference=JIANG + ", eq. (44) frob / params.norm",
+    requires=("weights",),
+    kind="baseline",
+)
 def weight_norm(subject: Subject, *, seed: int = 0) -> float:
     """||w||_2 over all parameters of the final model."""
     return float(_flat(subject.model("final")).norm())
 
 
-@predictor(version="1", family="baseline", reference=JIANG + ", dist.init (Nagarajan & Kolter 2019)", requires=("weights", "init"), kind="baseline")
+@predictor(
+    version="1",
+    family="baseline",
+    reference=JIANG + ", dist.init (Nagarajan & Kolter 2019)",
+    requires=("weights", "init"),
+    kind="baseline",
+)
 def distance_to_init(subject: Subject, *, seed: int = 0) -> float:
     """||w_final - w_init||_2."""
     return float((_flat(subject.model("final")) - _flat(subject.model("init"))).norm())
 
 
-@predictor(version="1", family="baseline", reference=JIANG + ", log.prod.of.spec (Bartlett et al. 2017)", requires=("weights",), kind="baseline")
+@predictor(
+    version="1",
+    family="baseline",
+    reference=JIANG + ", log.prod.of.spec (Bartlett et al. 2017)",
+    requires=("weights",),
+    kind="baseline",
+)
 def spectral_norm_product(subject: Subject, *, seed: int = 0) -> float:
     """log prod_i ||W_i||_2^2 = sum_i 2 log sigma_max(W_i) over weight matrices (convs reshaped to [out, in*k*k])."""
-    return float(sum(2.0 * math.log(float(torch.linalg.matrix_norm(w.double(), ord=2))) for w in _weight_matrices(subject.model("final"))))
+    return float(
+        sum(
+            2.0 * math.log(float(torch.linalg.matrix_norm(w.double(), ord=2)))
+            for w in _weight_matrices(subject.model("final"))
+        )
+    )
 
 
-@predictor(version="1", family="baseline", reference=JIANG + ", path.norm (Neyshabur et al. 2015)", requires=("weights",), kind="baseline")
+@predictor(
+    version="1",
+    family="baseline",
+    reference=JIANG + ", path.norm (Neyshabur et al. 2015)",
+    requires=("weights",),
+    kind="baseline",
+)
 def path_norm(subject: Subject, *, seed: int = 0) -> float:
     """log of sum over input-output paths of prod of squared weights: f_{w^2}(1) summed over outputs.
 
@@ -103,7 +132,13 @@ def path_norm(subject: Subject, *, seed: int = 0) -> float:
     return math.log(max(total, 1e-300))
 
 
-@predictor(version="1", family="baseline", reference=JIANG + ", inverse margin (10th percentile)", requires=("weights", "train_data"), kind="baseline")
+@predictor(
+    version="1",
+    family="baseline",
+    reference=JIANG + ", inverse margin (10th percentile)",
+    requires=("weights", "train_data"),
+    kind="baseline",
+)
 def inverse_margin(subject: Subject, *, seed: int = 0) -> float:
     """Minus the 10th percentile over training examples of f_y(x) - max_{j != y} f_j(x)."""
     model = subject.model("final")

@@ -23,6 +23,9 @@ from predictors.estimators import emc
 
 EPS = 0.1
 GROWTH = 2
+N_MIN_FRACTION = 4  # bisection starts at n_train // 4
+TOL_FRACTION = 2  # ... and stops at a bracket of n_train // 2
+N_SEEDS = 1
 RETRAIN_STEPS = 200
 
 
@@ -37,12 +40,12 @@ def effective_model_complexity(subject: Subject, *, seed: int = 0) -> float:
     """log(EMC / n_train), EMC found by bisection on n with retraining through subject.retrain."""
     n_train = int(subject.config["train_size"])
     n_max = min(GROWTH * n_train, subject.pool_size)
-    n_min = max(2, n_train // 4)
+    n_min = max(2, n_train // N_MIN_FRACTION)
 
     def train_error_at(n: int, s: int) -> float:
         return subject.retrain(n, seed=seed * 1000 + s, max_steps=RETRAIN_STEPS).train_error
 
     result = emc.effective_model_complexity(
-        train_error_at, n_min, n_max, eps=EPS, n_seeds=1, tol=max(1, n_train // 2)
+        train_error_at, n_min, n_max, eps=EPS, n_seeds=N_SEEDS, tol=max(1, n_train // TOL_FRACTION)
     )
     return math.log(max(result.emc, 1) / n_train)

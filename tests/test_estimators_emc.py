@@ -35,3 +35,18 @@ def test_tolerance_brackets_the_answer():
     res = effective_model_complexity(lambda n, s: float(n > 37), 1, 1000, eps=0.5, tol=8)
     # the result is a verified passing n within tol below the exact answer
     assert 37 - 8 < res.emc <= 37
+
+
+def test_board_protocol_brackets_the_answer():
+    # effective_model_complexity's protocol around a model trained on n_train = D examples:
+    # bisection on [n_train / N_MIN_FRACTION, GROWTH * n_train] to a bracket of
+    # n_train / TOL_FRACTION, N_SEEDS seed(s) per size
+    from predictors.complexity import EPS, GROWTH, N_MIN_FRACTION, N_SEEDS, TOL_FRACTION
+
+    n_train = D
+    tol = n_train // TOL_FRACTION
+    res = effective_model_complexity(
+        lstsq_train_error, max(2, n_train // N_MIN_FRACTION), GROWTH * n_train, eps=EPS, n_seeds=N_SEEDS, tol=tol
+    )
+    assert D - tol < res.emc <= D
+    assert len(res.evaluations) <= 5

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from predictors.estimators.noise_scale import gradient_noise_scale, noise_scale_from_norms
+from predictors.estimators.gradient_noise import gradient_noise_scale, noise_scale_from_norms, noise_scale_full_batch
+from predictors.noise_scale import B_SMALL, REPEATS
 
 
 def _problem(n=20_000, d=50, seed=0):
@@ -42,9 +43,22 @@ def test_exact_expectations_give_exact_answer():
         noise_scale_from_norms(np.ones(2), np.ones(2), 8, 8)
 
 
-def test_full_batch_form_matches_trace_sigma_over_g2():
-    from predictors.estimators.noise_scale import noise_scale_full_batch
+@pytest.mark.parametrize("seed", range(3))
+def test_full_batch_form_at_board_defaults(seed):
+    # gradient_noise_scale's protocol: the exact gradient of a finite training set (1,000
+    # examples, as the mini zoo's largest) and REPEATS batches of B_SMALL distinct examples,
+    # at a converged-like point where the noise dominates (B_simple ~ 10^3)
+    rng = np.random.default_rng(seed)
+    n, d = 1000, 2000
+    per_example = rng.normal(size=d) * 0.01 + rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, d)
+    g = per_example.mean(0)
+    truth = per_example.var(axis=0).sum() / np.sum(g**2)
+    norms = [np.sum(per_example[rng.choice(n, B_SMALL, replace=False)].mean(0) ** 2) for _ in range(REPEATS)]
+    res = noise_scale_full_batch(np.array(norms), float(np.sum(g**2)), B_SMALL, n)
+    assert res.b_simple == pytest.approx(truth, rel=0.05)
 
+
+def test_full_batch_form_matches_trace_sigma_over_g2():
     per_example, _, _ = _problem(n=4000, d=50, seed=2)
     g = per_example.mean(0)  # the finite set's exact gradient and covariance
     trace = per_example.var(axis=0).sum()

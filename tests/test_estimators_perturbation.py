@@ -1,3 +1,11 @@
+"""Known answers for the sharpness and PAC-Bayes estimators, at the defaults the board runs.
+
+Every case is a quadratic loss with a closed-form answer over 10,000 parameters (the size of
+the zoo's small CNN; the Monte Carlo noise of the PAC-Bayes estimate shrinks with the
+dimension, so a board-sized problem is the honest one), and calls the estimator with the
+constants of predictors.sharpness.
+"""
+
 import math
 
 import numpy as np
@@ -5,15 +13,28 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
-from predictors.estimators.sharpness import (
+from predictors.estimators.perturbation import (
     adaptive_sharpness,
     epsilon_sharpness,
     pac_bayes_flatness,
     pac_bayes_mag_flatness,
     pac_bayes_sigma,
 )
+from predictors.sharpness import (
+    ADAPTIVE_P,
+    ADAPTIVE_RHO,
+    ADAPTIVE_STEPS,
+    EPSILON,
+    EPSILON_STEPS,
+    PAC_BAYES_BISECTIONS,
+    PAC_BAYES_DRAWS,
+    PAC_BAYES_MAG_EPS,
+    PAC_BAYES_TARGET,
+)
 
 torch.set_num_threads(1)
+BOARD_DIM = 10_000
+BOARD_PAC = dict(target=PAC_BAYES_TARGET, n_mc=PAC_BAYES_DRAWS, n_bisect=PAC_BAYES_BISECTIONS)
 
 
 class Quadratic(torch.nn.Module):
@@ -47,64 +68,70 @@ def _assert_restored(m, w_before):
     np.testing.assert_array_equal(m.w().detach().numpy(), w_before)
 
 
-def test_epsilon_sharpness_box_closed_form():
-    m = Quadratic()
+@pytest.mark.parametrize("seed", range(3))
+def test_epsilon_sharpness_box_closed_form(seed):
+    m = Quadratic(dim=BOARD_DIM, seed=seed)
     a, w = _np(m)
-    eps = 1e-2
     base = 0.5 * np.sum(a * w**2)
-    r = eps * (np.abs(w) + 1)
+    r = EPSILON * (np.abs(w) + 1)
     expected = (0.5 * np.sum(a * (np.abs(w) + r) ** 2) - base) / (1 + base)
-    got = epsilon_sharpness(m, loss, eps=eps, n_steps=20, seed=0)
+    got = epsilon_sharpness(m, loss, eps=EPSILON, n_steps=EPSILON_STEPS, seed=seed)
     assert got == pytest.approx(expected, rel=0.02)
     _assert_restored(m, w)
 
 
 def test_adaptive_sharpness_linf_closed_form():
-    m = Quadratic(seed=1)
+    m = Quadratic(dim=BOARD_DIM, seed=1)
     a, w = _np(m)
-    rho, eta = 0.05, 0.01
+    eta = 0.01
     c = np.abs(w) + eta
-    expected = 0.5 * np.sum(a * (np.abs(w) + c * rho) ** 2) - 0.5 * np.sum(a * w**2)
-    got = adaptive_sharpness(m, loss, rho=rho, p=math.inf, eta=eta, n_steps=20, seed=0)
+    expected = 0.5 * np.sum(a * (np.abs(w) + c * ADAPTIVE_RHO) ** 2) - 0.5 * np.sum(a * w**2)
+    got = adaptive_sharpness(m, loss, rho=ADAPTIVE_RHO, p=math.inf, eta=eta, n_steps=ADAPTIVE_STEPS, seed=0)
     assert got == pytest.approx(expected, rel=0.02)
     _assert_restored(m, w)
 
 
-def test_adaptive_sharpness_l2_trust_region_solution():
-    m = Quadratic(seed=2)
+@pytest.mark.parametrize("seed", range(3))
+def test_adaptive_sharpness_l2_trust_region_solution(seed):
+    m = Quadratic(dim=BOARD_DIM, seed=seed)
     a, w = _np(m)
-    rho = 0.1
+    rho = ADAPTIVE_RHO
     c = np.abs(w)
     b, g = a * c**2, a * c * w
     # max_{||z|| <= rho} g.z + 0.5 z^T diag(b) z: z = g / (lam - b) with ||z|| = rho, lam > max b
-    lam = brentq(lambda l: np.sum((g / (l - b)) ** 2) - rho**2, b.max() + 1e-12, b.max() + 1e3)
+    lam = brentq(
+        lambda lm: np.sum((g / (lm - b)) ** 2) - rho**2, b.max() + 1e-12, b.max() + np.linalg.norm(g) / rho + 1
+    )
     z = g / (lam - b)
     expected = 0.5 * np.sum(a * (w + c * z) ** 2) - 0.5 * np.sum(a * w**2)
-    got = adaptive_sharpness(m, loss, rho=rho, p=2, n_steps=30, seed=0)
+    assert ADAPTIVE_P == 2
+    got = adaptive_sharpness(m, loss, rho=rho, p=ADAPTIVE_P, n_steps=ADAPTIVE_STEPS, seed=seed)
     assert got == pytest.approx(expected, rel=0.02)
     _assert_restored(m, w)
 
 
-def test_pac_bayes_sigma_closed_form():
-    m = Quadratic(seed=3)
+@pytest.mark.parametrize("seed", range(3))
+def test_pac_bayes_sigma_closed_form(seed):
+    m = Quadratic(dim=BOARD_DIM, seed=seed)
     a, w = _np(m)
-    # E[L(w+u)] - L(w) = 0.5 sigma^2 sum a_i = 0.1
-    expected = math.sqrt(0.2 / a.sum())
-    sigma = pac_bayes_sigma(m, loss, target=0.1, n_mc=20, seed=0)
+    # E[L(w+u)] - L(w) = 0.5 sigma^2 sum a_i = target
+    expected = math.sqrt(2 * PAC_BAYES_TARGET / a.sum())
+    sigma = pac_bayes_sigma(m, loss, seed=seed, **BOARD_PAC)
     assert sigma == pytest.approx(expected, rel=0.03)
-    assert pac_bayes_flatness(m, loss, target=0.1, n_mc=20, seed=0) == pytest.approx(1 / sigma**2)
+    assert pac_bayes_flatness(m, loss, seed=seed, **BOARD_PAC) == pytest.approx(1 / sigma**2)
     _assert_restored(m, w)
 
 
-def test_pac_bayes_magnitude_aware_closed_form():
-    m = Quadratic(seed=4)
+@pytest.mark.parametrize("seed", range(3))
+def test_pac_bayes_magnitude_aware_closed_form(seed):
+    m = Quadratic(dim=BOARD_DIM, seed=seed)
     a, w = _np(m)
-    eps = 1e-3
-    # 0.5 * sum a_i (sigma^2 w_i^2 + eps^2) = 0.1
-    expected = math.sqrt((0.2 - eps**2 * a.sum()) / np.sum(a * w**2))
-    sigma = pac_bayes_sigma(m, loss, magnitude_aware=True, mag_eps=eps, target=0.1, n_mc=20, seed=0)
+    eps = PAC_BAYES_MAG_EPS
+    # 0.5 * sum a_i (sigma^2 w_i^2 + eps^2) = target
+    expected = math.sqrt((2 * PAC_BAYES_TARGET - eps**2 * a.sum()) / np.sum(a * w**2))
+    sigma = pac_bayes_sigma(m, loss, magnitude_aware=True, mag_eps=eps, seed=seed, **BOARD_PAC)
     assert sigma == pytest.approx(expected, rel=0.03)
-    assert pac_bayes_mag_flatness(m, loss, mag_eps=eps, n_mc=20, seed=0) == pytest.approx(1 / sigma**2)
+    assert pac_bayes_mag_flatness(m, loss, mag_eps=eps, seed=seed, **BOARD_PAC) == pytest.approx(1 / sigma**2)
     _assert_restored(m, w)
 
 

@@ -1,5 +1,6 @@
 """Effective model complexity of Nakkiran et al. 2019 ("Deep double descent: where bigger
-models and more data hurt", Definition 1)."""
+models and more data hurt", Definition 1).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Gradient noise scale of McCandlish, Kaplan, Amodei et al. 2018 ("An empirical model of
-large-batch training", Appendix A.1): the unbiased two-batch-size estimator of B_simple."""
+large-batch training", Appendix A.1): B_simple = tr(Sigma) / |G|^2, by their unbiased
+two-batch-size estimator or, when the full-batch gradient of a finite training set is known,
+by the finite-population form the board uses (:func:`noise_scale_full_batch`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NoiseScaleResult", "gradient_noise_scale", "noise_scale_from_norms"]
+__all__ = ["NoiseScaleResult", "gradient_noise_scale", "noise_scale_from_norms", "noise_scale_full_batch"]
 
 
 @dataclass(frozen=True)

@@ -254,9 +254,7 @@ def pac_bayes_sigma(
                     break
                 hi = lo
             else:
-                raise ValueError(
-                    f"pac_bayes_sigma: deviation exceeds {target} even at sigma={lo:g}"
-                )
+                raise ValueError(f"pac_bayes_sigma: deviation exceeds {target} even at sigma={lo:g}")
         for _ in range(n_bisect):
             mid = math.sqrt(lo * hi) if lo > 0 else hi / 2.0
             if dev(mid) <= target:
