@@ -5,6 +5,14 @@ A *task frame* has one row per model of one task, with columns ``model_id``, ``c
 holding the value **as the spec wrote it** (a string), ``score`` (the predictor's output) and the
 targets (``gap``, ``test_error``, optionally ``shift_error``).
 
+An optional integer column ``fold`` marks a *cross-seed* predictor (the seed oracle, whose score
+for a model is computed from the other seeds' answers): its config-level metrics are computed on
+one model per configuration at a time (fold k = the k-th seed of every configuration) and
+averaged over folds, because averaging such a score over all seeds of a configuration would
+return the configuration's mean answer itself (:func:`benchmark.metrics.score_task` does this; the
+single-metric functions ignore ``fold``). Models are ordered by ``seed`` within their configuration
+(``fold`` orders them when present).
+
 Hyperparameter values are compared as the stored strings: "0.001585" and "0.0015848" are two
 values. Nothing here parses them to numbers.
 """
@@ -93,8 +101,11 @@ class TaskArrays:
         target: ``(C,)`` mean target over the config's seeds.
         extra: other known target columns, seed-averaged, ``name -> (C,)``.
         model_score, model_target: ``(M,)`` per-model values, rows ordered by config.
+        model_extra: the other known target columns per model, ``name -> (M,)`` (may hold NaN).
         model_config: ``(M,)`` config index of each model.
-        members: ``(C, S)`` model indices of each config, padded with -1.
+        members: ``(C, S)`` model indices of each config (ordered by seed, or by ``fold`` when the
+            frame has one), padded with -1.
+        folded: True when the frame has a ``fold`` column (a cross-seed predictor, see above).
     """
 
     axes: tuple[str, ...]
@@ -107,8 +118,10 @@ class TaskArrays:
     extra: dict[str, np.ndarray]
     model_score: np.ndarray
     model_target: np.ndarray
+    model_extra: dict[str, np.ndarray]
     model_config: np.ndarray
     members: np.ndarray
+    folded: bool = False
 
     @property
     def n_configs(self) -> int:
@@ -117,6 +130,11 @@ class TaskArrays:
     @property
     def n_models(self) -> int:
         return int(self.model_score.shape[0])
+
+    @property
+    def n_seeds(self) -> np.ndarray:
+        """``(C,)`` number of models (seeds) of each config."""
+        return (self.members >= 0).sum(axis=1)
 
 
 def prepare(df: pd.DataFrame, axes: Sequence[str], target: str) -> TaskArrays:
@@ -168,7 +186,14 @@ def prepare(df: pd.DataFrame, axes: Sequence[str], target: str) -> TaskArrays:
 
     extra = {t: cfg_mean(t) for t in KNOWN_TARGETS if t in df.columns and t != target}
 
-    order = np.argsort(cfg_codes, kind="stable")
+    folded = "fold" in df.columns
+    within = "fold" if folded else ("seed" if "seed" in df.columns else None)
+    if within is None:
+        order = np.argsort(cfg_codes, kind="stable")
+    else:
+        _check_finite(df, within)
+        rank = pd.to_numeric(df[within], errors="coerce").to_numpy(dtype=float)
+        order = np.lexsort((rank, cfg_codes))
     model_config = cfg_codes[order]
     model_score = df["score"].to_numpy(dtype=float)[order]
     model_target = df[target].to_numpy(dtype=float)[order]
@@ -189,8 +214,14 @@ def prepare(df: pd.DataFrame, axes: Sequence[str], target: str) -> TaskArrays:
         extra=extra,
         model_score=model_score,
         model_target=model_target,
+        model_extra={
+            t: pd.to_numeric(df[t], errors="coerce").to_numpy(dtype=float)[order]
+            for t in KNOWN_TARGETS
+            if t in df.columns and t != target
+        },
         model_config=model_config,
         members=members,
+        folded=folded,
     )
 
 

@@ -1,4 +1,4 @@
-"""Model-selection regret: what trusting the predictor to pick a model costs."""
+"""Model-selection regret: what trusting the predictor to pick a configuration costs."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ from benchmark.metrics._frame import prepare
 __all__ = ["regret_kernel", "selection_regret"]
 
 
-def regret_kernel(score: np.ndarray, error: np.ndarray) -> float:
-    """error of the lowest-scored entry (mean over ties at the minimum) minus the lowest error."""
-    if score.size == 0:
-        return float("nan")
-    picked = score == score.min()
-    return float(error[picked].mean() - error.min())
+def regret_kernel(score: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """``(R,)`` error of the lowest-scored config (mean over ties at the minimum) minus the lowest error.
+
+    ``score`` and ``error`` are ``(R, C)`` config-level values of a batch of replicates.
+    """
+    score = np.atleast_2d(score)
+    error = np.atleast_2d(error)
+    if score.shape[1] == 0:
+        return np.full(score.shape[0], np.nan)
+    picked = score == score.min(axis=1, keepdims=True)
+    chosen = (error * picked).sum(axis=1) / picked.sum(axis=1)
+    return chosen - error.min(axis=1)
 
 
 def selection_regret(df: pd.DataFrame, target: str = "test_error") -> float:
@@ -32,4 +38,4 @@ def selection_regret(df: pd.DataFrame, target: str = "test_error") -> float:
     predicted gap goes with a low test error on the task.
     """
     arr = prepare(df, (), target)
-    return regret_kernel(arr.score, arr.target)
+    return float(regret_kernel(arr.score[None, :], arr.target[None, :])[0])
