@@ -10,6 +10,11 @@ machines. Run: ``python -m benchmark.bench [--quick]``.
   drops zero-length edges: we also report whether it agrees).
 - scoring: `score_task` (all metrics + 200 bootstrap replicates) per (predictor, task).
 - runner: persistent workers vs a fresh process per (predictor, model) job.
+- population training: model-steps/s of ``train_model`` one model after another vs
+  ``train_population`` on the same 16 configs, per default architecture, under the pinned
+  numerics; and zoo build seconds per model with and without populations (docs/population.md).
+
+Results are also written to build/bench.json.
 """
 
 from __future__ import annotations
@@ -32,30 +37,25 @@ def _best_of(fn: Callable[[], object], repeats: int) -> float:
 
 
 def bench_projection(quick: bool) -> dict:
-    """Cold projection (map drawn chunk by chunk, as for a model of a new size) vs warm (cached)."""
+    """Recording a 1,000-step window of a large model: the sparse sketch vs a dense Gaussian map."""
     import torch
 
-    from model_zoo import trajectory
+    from model_zoo import projection
 
     torch.set_num_threads(1)
-    p, d, k = (20_000 if quick else 60_000), 1024, 200
-    deltas = torch.randn(k, p)
-
-    def cold():
-        trajectory._dense_cache.clear()
-        trajectory.Projector(p, d, seed=0).project(deltas)
-
-    cold_t = _best_of(cold, 2)
-    trajectory.Projector(p, d, seed=0).project(deltas)  # fill the cache
-    warm_t = _best_of(lambda: trajectory.Projector(p, d, seed=0).project(deltas), 2)
+    p, d, k = (10_000 if quick else 26_000), 1024, (200 if quick else 1000)
+    deltas = np.random.default_rng(0).standard_normal((k, p))
+    sketch = projection.Projector(p, d, seed=0)
+    sketch.project(deltas[:1])  # draw the map once
+    sketch_t = _best_of(lambda: sketch.project(deltas), 2)
+    dense = torch.randn(p, d) / d**0.5
+    x = torch.from_numpy(deltas).float()
+    dense_t = _best_of(lambda: x @ dense, 2)
     return {
-        "name": "trajectory projection of a 200-step window to D=1024",
-        "params": p,
-        "cold_s (map drawn)": round(cold_t, 3),
-        "warm_s (map cached for same-size models)": round(warm_t, 3),
-        "ratio_cold_over_warm": round(cold_t / warm_t, 1),
-        "map_bytes": 4 * p * d,
-        "chunk_bytes": 4 * trajectory.PROJECTION_CHUNK * d,
+        "name": f"window of {k} iterates, P={p} -> D={d}",
+        "sketch_s (nnz=4, float64)": round(sketch_t, 3),
+        "dense_gaussian_s (float32 GEMM)": round(dense_t, 3),
+        "ratio_dense_over_sketch": round(dense_t / sketch_t, 1),
     }
 
 
@@ -63,7 +63,7 @@ def bench_mst(quick: bool) -> dict:
     from scipy.sparse.csgraph import minimum_spanning_tree
     from scipy.spatial.distance import cdist
 
-    from predictors.estimators.ph_dim import mst_length
+    from predictors.estimators.persistent_homology import mst_length
 
     rng = np.random.default_rng(0)
     n = 500 if quick else 1500
@@ -138,12 +138,129 @@ def bench_runner(quick: bool) -> dict:
     }
 
 
+POPULATION_CASES: dict[str, tuple[str, dict]] = {
+    # architecture: (task, shape) at the scale of the CPU zoos (mini / public)
+    "mlp": ("fashion_mnist", {"width": 64, "depth": 2, "batch_size": 64, "train_size": 1000}),
+    "cnn": ("fashion_mnist", {"width": 16, "depth": 2, "batch_size": 32, "train_size": 500}),
+    "bow_mlp": ("newsgroups", {"width": 32, "depth": 1, "batch_size": 32, "train_size": 400}),
+    "spec_cnn": ("fsdd", {"width": 16, "depth": 2, "batch_size": 32, "train_size": 200}),
+    "m5": ("fsdd", {"width": 16, "depth": 1, "batch_size": 32, "train_size": 200}),
+    "text_cnn": ("newsgroups", {"width": 16, "depth": 1, "batch_size": 32, "train_size": 400}),
+}
+
+
+def population_child(spec: dict) -> dict:
+    """Time ``train_model`` per member vs ``train_population`` (run in a pinned process)."""
+    import torch
+
+    from model_zoo.axes import TrainConfig
+    from model_zoo.data import load_task
+    from model_zoo.population import train_population
+    from model_zoo.trainer import make_train_subset, train_model
+
+    out = {}
+    for arch, (task, shape) in POPULATION_CASES.items():
+        data = load_task(task)
+        steps, window = spec["steps"][arch], spec["window"][arch]
+        cfgs = [TrainConfig(task=task, architecture=arch, seed=i, lr=(0.01, 0.02)[i % 2],
+                            optimizer=("sgd", "adam")[(i // 2) % 2], target_ce=1e-9, max_steps=steps,
+                            window_steps=window, **shape) for i in range(spec["members"])]
+        subsets = [make_train_subset(data.y_train, data.info.n_classes, c.train_size, c.label_noise, c.seed)
+                   for c in cfgs]
+        plain_s = population_s = float("inf")
+        for _ in range(spec["repeats"]):  # alternate the two, keep each one's best (the CPU is shared)
+            t = time.perf_counter()
+            alone = [train_model(c, data.info, data.x_train[s.indices], s.labels) for c, s in zip(cfgs, subsets)]
+            plain_s = min(plain_s, time.perf_counter() - t)
+            t = time.perf_counter()
+            together = train_population(cfgs, data.info, data.x_train, [s.indices for s in subsets],
+                                        [s.labels for s in subsets])
+            population_s = min(population_s, time.perf_counter() - t)
+        same = all(torch.equal(a.final_state[k], o.result.final_state[k]) for a, o in zip(alone, together)
+                   for k in a.final_state)
+        model_steps = len(cfgs) * (steps + window)
+        out[arch] = {"members": len(cfgs), "steps": steps, "window": window, "plain_s": round(plain_s, 2),
+                     "population_s": round(population_s, 2),
+                     "plain_model_steps_per_s": round(model_steps / plain_s, 1),
+                     "population_model_steps_per_s": round(model_steps / population_s, 1),
+                     "ratio": round(plain_s / population_s, 2), "same_weights": same}
+    return out
+
+
+def _zoo_files(root) -> str:
+    import pandas as pd
+
+    manifest = pd.read_parquet(root / "public" / "manifest.parquet").set_index("model_id").sort_index()
+    files = manifest[[c for c in manifest.columns if c.startswith("sha256.") and c != "sha256.config.json"]]
+    answers = pd.read_parquet(root / "answers" / "answers.parquet").set_index("model_id").sort_index()
+    return files.to_json() + answers.to_json()
+
+
+def bench_population(quick: bool) -> dict:
+    """Population training vs the plain loop per architecture, and a zoo built both ways."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from model_zoo.build import DEFAULT_POPULATION_SIZE, build_zoo
+    from model_zoo.determinism import training_env
+
+    repo = Path(__file__).resolve().parents[1]
+    if not os.environ.get("GAPBENCH_DATA_MIRROR") and (repo.parent / "shared" / "data").is_dir():
+        os.environ["GAPBENCH_DATA_MIRROR"] = str(repo.parent / "shared" / "data")  # as the Makefile does
+    members = 8 if quick else DEFAULT_POPULATION_SIZE
+    mlp_like = {"mlp", "bow_mlp"}
+    scale = 1 if quick else 2  # steps before the window and window steps, 3 : 1 as in a zoo (e.g. 3k + 1k)
+    spec = {"members": members, "repeats": 1 if quick else 2,
+            "steps": {a: (120 if a in mlp_like else 12) * scale for a in POPULATION_CASES},
+            "window": {a: (40 if a in mlp_like else 4) * scale for a in POPULATION_CASES}}
+    env = training_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    code = ("import json, sys\nfrom model_zoo.determinism import pin\npin()\n"
+            "from benchmark.bench import population_child\n"
+            "print('RESULT ' + json.dumps(population_child(json.loads(sys.argv[1]))))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], env=env, cwd=repo, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        return {"name": "population training", "failed": proc.stderr.strip().splitlines()[-1:]}
+    steps = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1][len("RESULT "):])
+    result = {"name": f"population training ({members} members, pinned numerics, model-steps/s)", **{
+        arch: f"plain {r['plain_model_steps_per_s']} / population {r['population_model_steps_per_s']}: "
+              f"x{r['ratio']} (same weights: {r['same_weights']})" for arch, r in steps.items()},
+              "detail": steps}
+    if quick:
+        result["zoo"] = "skipped (--quick)"
+        return result
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, size in (("population", DEFAULT_POPULATION_SIZE), ("alone", 1)):
+            report = build_zoo("micro", Path(tmp) / label, workers=2, progress=False, population_size=size)
+            seconds[label] = report.seconds / report.n_models
+        same = _zoo_files(Path(tmp) / "population") == _zoo_files(Path(tmp) / "alone")
+    result["zoo"] = (f"micro zoo, 2 workers: {seconds['alone']:.2f} s/model alone, {seconds['population']:.2f} "
+                     f"s/model in populations: x{seconds['alone'] / seconds['population']:.2f} (same bytes: {same})")
+    result["zoo_seconds_per_model"] = {k: round(v, 3) for k, v in seconds.items()}
+    return result
+
+
+def _write(results: list[dict]) -> None:
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[1] / "build" / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
-    results = [bench(args.quick) for bench in (bench_projection, bench_mst, bench_scoring, bench_runner)]
+    benches = (bench_projection, bench_mst, bench_scoring, bench_runner, bench_population)
+    results = [bench(args.quick) for bench in benches]
+    _write(results)
     if args.json:
         print(json.dumps(results, indent=2))
         return

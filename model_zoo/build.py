@@ -1,10 +1,11 @@
-"""Building a zoo: train every model of a spec, idempotently, in worker processes.
+"""Building a zoo: train every model of a spec, idempotently, on an executor.
 
 `build_zoo` skips finished models, removes what a killed build left half-written, trains the
-rest in ``workers`` processes (one torch thread each, each task's data loaded once per
+rest as jobs of a `model_zoo.executor` executor (local worker processes by default, each
+started with the pinned numerics of `model_zoo.determinism`, each task's data loaded once per
 worker), publishes each model atomically (see model_zoo.store) and rebuilds the manifest and
-the answers table at the end. A model whose training raises is reported with its traceback;
-the others go on.
+the answers table at the end. A model whose training fails is reported with its reason; the
+others go on.
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ import dataclasses
 import fcntl
 import io
 import json
-import multiprocessing as mp
 import os
 import platform
-import signal
-import sys
 import time
-import traceback
 import zipfile
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from model_zoo import store
+from model_zoo.executor import Executor, Job, Lane, LocalExecutor, ProcessLauncher
 from model_zoo.spec import ZOO_FORMAT_VERSION, ModelConfig, ZooSpec, code_version, expand, load_spec
 from model_zoo.store import ZooLayout
 
@@ -42,7 +38,8 @@ class ZooMismatchError(RuntimeError):
 @dataclass(frozen=True)
 class BuildFailure:
     model_id: str
-    error: str  # the traceback
+    error: str  # one line
+    traceback: str = ""
 
 
 @dataclass
@@ -54,6 +51,7 @@ class BuildReport:
     n_models: int
     n_trained: int = 0
     n_skipped: int = 0
+    n_retried: int = 0  # population members trained alone after leaving their population
     failures: list[BuildFailure] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -81,38 +79,21 @@ def library_versions() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # one model (runs in a worker process)
 
-_TASK_DATA: dict[str, Any] = {}
+
+def worker_init() -> dict[str, Any]:
+    """A training worker's context: pinned numerics, a per-task data cache."""
+    from model_zoo import determinism
+
+    determinism.pin()
+    return {"data": {}}
 
 
-def _single_thread_blas() -> Any:
-    """Limit numpy's BLAS to one thread (a threaded BLAS may split float reductions differently
-    from run to run); a no-op without threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(1)
-
-
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    _single_thread_blas()
-    if sys.platform.startswith("linux"):
-        # Die with the build process: an orphaned worker must not publish after a kill -9.
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def _task_data(task: str) -> Any:
-    if task not in _TASK_DATA:
+def _task_data(context: dict[str, Any], task: str) -> Any:
+    if task not in context["data"]:
         from model_zoo.data import load_task
 
-        _TASK_DATA[task] = load_task(task)
-    return _TASK_DATA[task]
+        context["data"][task] = load_task(task)
+    return context["data"][task]
 
 
 def _state_bytes(state: dict[str, Any]) -> bytes:
@@ -121,29 +102,70 @@ def _state_bytes(state: dict[str, Any]) -> bytes:
     return save({k: v.detach().cpu().contiguous().clone() for k, v in state.items()})
 
 
-def train_and_store(job: tuple[ModelConfig, int, str, str]) -> dict[str, Any]:
-    """Train one model, evaluate it and publish it; returns a small summary (never raises)."""
-    mc, index, public, answers = job
-    model_id = mc.model_id
-    try:
-        return _train_and_store(mc, index, ZooLayout(Path(public), Path(answers)))
-    except Exception:
-        return {"model_id": model_id, "ok": False, "error": traceback.format_exc()}
+def train_job(context: dict[str, Any], *, model: dict[str, Any], index: int, public: str,
+              answers: str) -> dict[str, Any]:
+    """Train one model, evaluate it and publish it; returns a small summary (a build job)."""
+    mc = ModelConfig.from_dict(model)
+    return _train_and_store(context, mc, index, ZooLayout(Path(public), Path(answers)))
 
 
-def _train_and_store(mc: ModelConfig, index: int, layout: ZooLayout) -> dict[str, Any]:
+def _subset(data: Any, cfg: Any) -> Any:
+    from model_zoo.trainer import make_train_subset
+
+    return make_train_subset(data.y_train, data.info.n_classes, cfg.train_size, cfg.label_noise, cfg.seed)
+
+
+def _train_and_store(context: dict[str, Any], mc: ModelConfig, index: int, layout: ZooLayout) -> dict[str, Any]:
+    from model_zoo.trainer import train_model
+
+    data = _task_data(context, mc.task)
+    subset = _subset(data, mc.train)
+    result = train_model(mc.train, data.info, data.x_train[subset.indices], subset.labels)
+    return _store_model(data, mc, index, layout, subset, result)
+
+
+def population_job(context: dict[str, Any], *, models: list[dict[str, Any]], indices: list[int], public: str,
+                   answers: str) -> dict[str, Any]:
+    """Train models of one population together (model_zoo.population), publishing each as it finishes.
+
+    Members already on disk are skipped. Returns ``{"trained": [summary, ...], "retry":
+    [{"model_id", "index", "error"}, ...]}``: a member dropped from the population (a
+    non-finite loss) is listed in ``retry`` for the build to train alone.
+    """
+    from model_zoo.population import train_population
+
+    layout = ZooLayout(Path(public), Path(answers))
+    todo = [(i, ModelConfig.from_dict(m)) for i, m in zip(indices, models, strict=True)]
+    todo = [(i, mc) for i, mc in todo if not store.model_is_done(layout, mc.model_id)]
+    trained: list[dict[str, Any]] = []
+    retry: list[dict[str, Any]] = []
+    if not todo:
+        return {"trained": trained, "retry": retry}
+    data = _task_data(context, todo[0][1].task)
+    subsets = [_subset(data, mc.train) for _, mc in todo]
+
+    def on_done(outcome: Any) -> None:
+        index, mc = todo[outcome.index]
+        if outcome.result is None:
+            retry.append({"model_id": mc.model_id, "index": index, "error": outcome.error})
+        else:
+            trained.append(_store_model(data, mc, index, layout, subsets[outcome.index], outcome.result))
+
+    train_population([mc.train for _, mc in todo], data.info, data.x_train, [s.indices for s in subsets],
+                     [s.labels for s in subsets], on_done=on_done)
+    return {"trained": trained, "retry": retry}
+
+
+def _store_model(data: Any, mc: ModelConfig, index: int, layout: ZooLayout, subset: Any, result: Any) -> dict[str, Any]:
+    """Evaluate a trained model (train / test / shift sets) and publish it atomically."""
     from safetensors.numpy import save as save_np
 
     from model_zoo.architectures import build_model
-    from model_zoo.trainer import evaluate, make_train_subset, train_model
+    from model_zoo.trainer import evaluate
 
     cfg = mc.train
-    data = _task_data(cfg.task)
     info = data.info
-    subset = make_train_subset(data.y_train, info.n_classes, cfg.train_size, cfg.label_noise, cfg.seed)
     x = data.x_train[subset.indices]
-    result = train_model(cfg, info, x, subset.labels)
-
     model = build_model(cfg.architecture, info, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
     model.load_state_dict(result.final_state)
     model.eval()
@@ -177,6 +199,8 @@ def _train_and_store(mc: ModelConfig, index: int, layout: ZooLayout) -> dict[str
             "projection_dim": window.projection_dim,
             "projection_seed": window.projection_seed,
             "window_steps": int(window.iterates.shape[0]),
+            "window_optimizer": cfg.window_optimizer,
+            "drift_share": round(window.drift_share, 6),
         },
         "versions": library_versions(),
         "format_version": ZOO_FORMAT_VERSION,
@@ -187,7 +211,8 @@ def _train_and_store(mc: ModelConfig, index: int, layout: ZooLayout) -> dict[str
         "trajectory.safetensors": save_np(
             # no metadata: safetensors writes its keys in a per-process random (hash-map) order,
             # which would make identical trajectories hash differently; it is in config.json
-            {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in window.arrays().items()}
+            {k: np.ascontiguousarray(v, dtype=np.float32 if np.asarray(v).dtype.kind == "f" else np.int64)
+             for k, v in window.arrays().items()}
         ),
         "curve.json": store.to_json_bytes({"curve": result.curve, "history": result.history}),
     }
@@ -203,7 +228,67 @@ def _train_and_store(mc: ModelConfig, index: int, layout: ZooLayout) -> dict[str
         "shift_error": shift_error,
     }
     store.write_model(layout, mc.model_id, config=config, blobs=blobs, answer=answer)
-    return {"model_id": mc.model_id, "ok": True, "status": result.status, "seconds": result.seconds}
+    return {"model_id": mc.model_id, "status": result.status, "seconds": result.seconds}
+
+
+# ---------------------------------------------------------------------------------------------
+# populations: which models train together (a deterministic function of the spec)
+
+VECTORISED_ARCHITECTURES: tuple[str, ...] = ("mlp", "cnn", "bow_mlp", "m5", "spec_cnn", "text_cnn")
+"""Architectures model_zoo.population trains as populations (others train alone)."""
+
+DEFAULT_POPULATION_SIZE = 16
+"""Most members per population (docs/population.md has the measurements behind it)."""
+
+_POPULATION_FIELDS = ("task", "architecture", "width", "depth", "batch_size", "train_size", "max_steps", "eval_every")
+
+
+def population_key(cfg: Any) -> tuple | None:
+    """What the members of one population share, or None when ``cfg`` trains alone.
+
+    Shapes (task, architecture, width, depth, batch size, train-set size: the same steps per
+    epoch and the same batch shape at every step) and the check schedule (step cap, check
+    interval). Everything else (lr, optimizer, weight decay, dropout, label noise,
+    augmentation, seed, target, window) may differ between members.
+    """
+    if cfg.architecture not in VECTORISED_ARCHITECTURES:
+        return None
+    return tuple(getattr(cfg, f) for f in _POPULATION_FIELDS)
+
+
+def plan_populations(configs: list[ModelConfig], size: int = DEFAULT_POPULATION_SIZE) -> list[list[int]]:
+    """Indices into ``configs`` grouped into populations of at most ``size`` members.
+
+    Configs with equal `population_key` are grouped in ``configs`` order (a spec's experiment
+    and grid order, so neighbours share their leading axes and thus optimizer groups) and cut
+    into the fewest chunks of at most ``size``, as equal as possible. A function of the configs
+    and ``size`` only (never of the worker count); ``size=1`` trains every model alone. A
+    member's numbers do not depend on its population (model_zoo.population), so the plan
+    changes speed, never bits.
+    """
+    if size < 1:
+        raise ValueError(f"population size must be >= 1, got {size}")
+    groups: dict[tuple, list[int]] = {}
+    order: list[list[int]] = []
+    for i, mc in enumerate(configs):
+        key = population_key(mc.train) if size > 1 else None
+        if key is None:
+            order.append([i])
+        elif key in groups:
+            groups[key].append(i)
+        else:
+            groups[key] = [i]
+            order.append(groups[key])
+    plan: list[list[int]] = []
+    for members in order:
+        chunks = -(-len(members) // size)
+        base, extra = divmod(len(members), chunks)
+        start = 0
+        for c in range(chunks):
+            stop = start + base + (1 if c < extra else 0)
+            plan.append(members[start:stop])
+            start = stop
+    return plan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +308,8 @@ def _lock(root: Path) -> int:
 
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
     """An .npz archive (readable by np.load) deflated at level 1: 4x smaller, 3x faster than
-    np.savez_compressed's default level on these pools."""
+    np.savez_compressed's default level on these pools.
+    """
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, array in arrays.items():
@@ -289,13 +375,28 @@ def _prepare_root(spec: ZooSpec, layout: ZooLayout, n_models: int) -> dict[str, 
     return zoo
 
 
+def training_lane(workers: int | None = None) -> Lane:
+    """The lane of training workers: local processes started with the pinned numerics."""
+    from model_zoo import determinism
+
+    return Lane("train", init="model_zoo.build:worker_init", launcher=ProcessLauncher(env=determinism.training_env()),
+                max_workers=workers)
+
+
 def build_zoo(
-    spec: ZooSpec | str | os.PathLike[str], root: str | os.PathLike[str], *, workers: int = 2, progress: bool = True
+    spec: ZooSpec | str | os.PathLike[str], root: str | os.PathLike[str], *, workers: int = 2, progress: bool = True,
+    executor: Executor | None = None, lane: Lane | None = None, population_size: int = DEFAULT_POPULATION_SIZE,
 ) -> BuildReport:
     """Build (or finish building) the zoo of `spec` into `root`; returns a BuildReport.
 
     Idempotent: finished models are skipped. Resumable: leftovers of a killed build are removed.
-    ``workers=1`` trains in this process; more use spawned processes.
+    Training runs in ``workers`` worker processes (also when ``workers`` is 1: the numerics are
+    pinned per process), or on the given ``executor``; ``lane`` replaces the default
+    `training_lane` (its name must be "train"). Models train in populations of at most
+    ``population_size`` (`plan_populations`; 1: every model alone), each published as soon as
+    it is done; a member that leaves its population (a non-finite loss) and the unfinished
+    members of a population job that fails are then trained alone. Every model gets the same
+    bytes whatever the population size or worker count.
     """
     from tqdm.auto import tqdm
 
@@ -313,21 +414,47 @@ def build_zoo(
         todo = [(i, mc) for i, mc in enumerate(configs) if not store.model_is_done(layout, mc.model_id)]
         report = BuildReport(zoo_id=spec.zoo_id, root=layout.root, n_models=len(configs))
         report.n_skipped = len(configs) - len(todo)
-        jobs = [(mc, i, str(layout.public), str(layout.answers)) for i, mc in todo]
+        paths = {"public": str(layout.public), "answers": str(layout.answers)}
+        pending = {i for i, _ in todo}
+        jobs = []
+        for members in plan_populations(configs, population_size):
+            members = [i for i in members if i in pending]
+            if len(members) == 1:
+                jobs.append(_alone_job(configs, members[0], paths))
+            elif members:
+                jobs.append(Job(f"population-{configs[members[0]].model_id}-{len(members)}", "train",
+                                "model_zoo.build:population_job",
+                                {"models": [configs[i].to_dict() for i in members], "indices": members, **paths}))
         bar = tqdm(total=len(configs), initial=report.n_skipped, desc=f"zoo {spec.name}", unit="model",
                    disable=not progress, dynamic_ncols=True)
         try:
-            for summary in _run(jobs, workers):
-                bar.update(1)
-                if summary["ok"]:
-                    report.n_trained += 1
-                else:
-                    report.failures.append(BuildFailure(summary["model_id"], summary["error"]))
-                    bar.write(f"FAILED {summary['model_id']}:\n{summary['error']}")
+            runner = executor or LocalExecutor(workers)
+            lanes = {"train": lane or training_lane()}
+            retry: list[int] = []
+            for result in runner.run(lanes, jobs):
+                if result.job.fn != "model_zoo.build:population_job":
+                    _count_alone(report, result, bar)
+                    continue
+                members = result.job.args["indices"]
+                # a failed job may have published members before it failed: they count as trained
+                trained = result.value["trained"] if result.ok else [
+                    i for i in members if store.model_is_done(layout, configs[i].model_id)]
+                report.n_trained += len(trained)
+                bar.update(len(trained))
+                dropped = result.value["retry"] if result.ok else [
+                    {"model_id": configs[i].model_id, "index": i, "error": result.error}
+                    for i in members if not store.model_is_done(layout, configs[i].model_id)]
+                for d in dropped:
+                    bar.write(f"RETRY {d['model_id']} alone (left its population: {d['error']})")
+                    retry.append(d["index"])
+            report.n_retried = len(retry)
+            for result in runner.run(lanes, [_alone_job(configs, i, paths) for i in sorted(retry)]):
+                _count_alone(report, result, bar)
         finally:
             bar.close()
             manifest = store.rebuild_manifest(layout)
-            store.rebuild_answers(layout, list(manifest["model_id"]))
+            zoo["answers_sha256"] = store.rebuild_answers(layout, list(manifest["model_id"]))
+            zoo["content_hash"] = store.content_hash(manifest, zoo["data"])
             report.seconds = time.perf_counter() - started
             zoo["build_seconds"] = round(float(zoo.get("build_seconds", 0.0)) + report.seconds, 1)
             zoo["n_models"] = len(configs)
@@ -337,35 +464,18 @@ def build_zoo(
     return report
 
 
-def _run(jobs: list[tuple[ModelConfig, int, str, str]], workers: int):
-    """Yield one summary per job, in completion order."""
-    if not jobs:
-        return
-    if workers <= 1:
-        import torch
+def _alone_job(configs: list[ModelConfig], index: int, paths: dict[str, str]) -> Job:
+    mc = configs[index]
+    return Job(mc.model_id, "train", "model_zoo.build:train_job", {"model": mc.to_dict(), "index": index, **paths})
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        limits = _single_thread_blas()
-        try:
-            for job in jobs:
-                yield train_and_store(job)
-        finally:
-            torch.set_num_threads(threads)
-            if limits is not None:
-                limits.restore_original_limits()
-        return
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-        pending = {pool.submit(train_and_store, job): job for job in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = pending.pop(fut)
-                try:
-                    yield fut.result()
-                except BrokenProcessPool as exc:
-                    yield {"model_id": job[0].model_id, "ok": False, "error": f"worker process died: {exc}"}
+
+def _count_alone(report: BuildReport, result: Any, bar: Any) -> None:
+    bar.update(1)
+    if result.ok:
+        report.n_trained += 1
+    else:
+        report.failures.append(BuildFailure(result.job.key, result.error, result.traceback))
+        bar.write(f"FAILED {result.job.key}: {result.error}")
 
 
 def dumps_report(report: BuildReport) -> str:
