@@ -8,8 +8,11 @@ extraction (spectrogram, TF-IDF), so the trainer and predictors see one tensor i
 Fixed feature-extraction tensors (the STFT window, the idf vector) are registered buffers:
 they never appear in ``parameters()`` and so never in a trajectory.
 
-The default CPU architectures are small on purpose (a CPU trains one in seconds); ``resnet10t``
-and ``vit_tiny`` come from timm, imported only when built (``pip install gapbench[gpu]``).
+The default CPU architectures are small on purpose (a CPU trains one in seconds). The vision
+architectures from timm (a core dependency, imported only when one is built): ``vit_patch7``
+and ``resnet10t_narrow`` are CPU-sized designs whose width and depth follow the grid (the
+micro zoo and the tests train them in seconds); ``resnet10t`` and ``vit_tiny`` are the
+GPU-zoo designs.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class ArchSpec:
     modality: str
     builder: Builder
     doc: str
-    requires: tuple[str, ...] = ()  # optional packages imported by the builder
+    requires: tuple[str, ...] = ()  # packages beyond torch that the builder imports (checked when a spec loads)
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {}
@@ -47,7 +50,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {}
 def register(name: str, *, modality: str, requires: tuple[str, ...] = ()) -> Callable[[Builder], Builder]:
     """Decorator: register ``builder(info, width, depth, dropout)`` under ``name``.
 
-    The builder's docstring's first line is the architecture's ``doc``. Duplicate names raise.
+    The first paragraph of the builder's docstring (its summary) is the architecture's ``doc``.
+    Duplicate names raise.
     """
     if modality not in MODALITIES:
         raise ValueError(f"architecture {name!r}: unknown modality {modality!r}; expected one of {MODALITIES}")
@@ -55,7 +59,8 @@ def register(name: str, *, modality: str, requires: tuple[str, ...] = ()) -> Cal
     def decorate(builder: Builder) -> Builder:
         if name in ARCHITECTURES:
             raise ValueError(f"architecture {name!r} is already registered; pick another name")
-        doc = (builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else ""
+        summary = (builder.__doc__ or "").strip().split("\n\n")[0]
+        doc = " ".join(summary.split())
         ARCHITECTURES[name] = ArchSpec(name=name, modality=modality, builder=builder, doc=doc, requires=requires)
         return builder
 
@@ -77,6 +82,13 @@ def get_arch(name: str) -> ArchSpec:
         raise ValueError(
             f"unknown architecture {name!r}{hint} (known: {', '.join(sorted(ARCHITECTURES))})"
         ) from None
+
+
+def missing_packages(architecture: str) -> list[str]:
+    """The optional packages ``architecture`` needs that cannot be imported here."""
+    import importlib.util
+
+    return [pkg for pkg in get_arch(architecture).requires if importlib.util.find_spec(pkg) is None]
 
 
 def build_model(architecture: str, info: TaskInfo, *, width: int, depth: int, dropout: float = 0.0) -> nn.Module:
@@ -170,7 +182,7 @@ class M5(nn.Module):
         layers: list[nn.Module] = [nn.Conv1d(n_in, width, kernel_size=80, stride=4), nn.ReLU(), nn.MaxPool1d(4)]
         length = ((length - 80) // 4 + 1) // 4
         if length < 1:
-            raise ValueError(f"architecture 'm5': input length too short for the first conv (kernel 80, stride 4)")
+            raise ValueError("architecture 'm5': input length too short for the first conv (kernel 80, stride 4)")
         for _ in range(depth):
             layers += [nn.Conv1d(width, width, kernel_size=3, padding=1), nn.ReLU()]
             if length >= 8:
@@ -187,7 +199,9 @@ class M5(nn.Module):
 
 @register("m5", modality="audio")
 def _build_m5(info: TaskInfo, width: int, depth: int, dropout: float) -> nn.Module:
-    """M5-style 1-D CNN on the raw waveform (first conv kernel 80 stride 4, `depth` conv blocks, global average pool)."""
+    """M5-style 1-D CNN on the raw waveform (first conv kernel 80 stride 4, `depth` conv blocks,
+    global average pool).
+    """
     channels, length = info.input_shape
     return M5(channels, length, info.n_classes, width, depth, dropout)
 
@@ -246,7 +260,9 @@ class SpecCNN(nn.Module):
 
 @register("spec_cnn", modality="audio")
 def _build_spec_cnn(info: TaskInfo, width: int, depth: int, dropout: float) -> nn.Module:
-    """2-D CNN on a log-magnitude spectrogram computed in the model (torch.stft, n_fft 256, hop 128, Hann, 4x2 average pool)."""
+    """2-D CNN on a log-magnitude spectrogram computed in the model (torch.stft, n_fft 256, hop 128,
+    Hann, 4x2 average pool).
+    """
     return SpecCNN(info.n_classes, width, depth, dropout, n_samples=int(info.input_shape[-1]))
 
 
@@ -312,22 +328,74 @@ def _build_text_cnn(info: TaskInfo, width: int, depth: int, dropout: float) -> n
     return TextCNN(vocab, info.n_classes, width, depth, dropout)
 
 
-# ----------------------------------------------------------------------------- timm (GPU zoos)
+# ----------------------------------------------------------------------------- timm
 
 
 def _timm():
     try:
         import timm
     except ImportError as err:
-        raise ImportError(
-            "architectures 'resnet10t' and 'vit_tiny' need timm: pip install 'gapbench[gpu]' (or pip install timm)"
-        ) from err
+        timm_archs = ", ".join(repr(a) for a in sorted(ARCHITECTURES) if "timm" in ARCHITECTURES[a].requires)
+        raise ImportError(f"architectures {timm_archs} need timm, which is not installed: pip install timm") from err
     return timm
+
+
+def _unfused_attention(model: nn.Module) -> nn.Module:
+    """Route timm's attention through its plain matmul/softmax path instead of the fused
+    ``scaled_dot_product_attention``: PyTorch's CPU flash-attention backward has no derivative, so
+    Hessian-vector products (double backward: the Hessian predictors) fail on the fused path.
+    """
+    for module in model.modules():
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = False
+    return model
+
+
+def _vit_heads(width: int) -> int:
+    """ViT-Tiny's head size (64): width // 64 heads when 64 divides the width, else one head."""
+    return width // 64 if width % 64 == 0 else 1
+
+
+@register("vit_patch7", modality="vision", requires=("timm",))
+def _build_vit_patch7(info: TaskInfo, width: int, depth: int, dropout: float) -> nn.Module:
+    """timm VisionTransformer: 7x7 patches (16 tokens on 28x28), embed dim `width`, `depth` blocks,
+    heads of 64 dims as in ViT-Tiny (one head when 64 does not divide `width`).
+    """
+    timm = _timm()
+    channels, height, wide = info.input_shape
+    if height % 7 or wide % 7:
+        raise ValueError(
+            f"architecture 'vit_patch7': input {height}x{wide} of task {info.name!r} is not a multiple of 7"
+        )
+    return _unfused_attention(timm.models.vision_transformer.VisionTransformer(
+        img_size=(height, wide), patch_size=7, in_chans=channels, num_classes=info.n_classes, embed_dim=width,
+        depth=max(1, depth), num_heads=_vit_heads(width), drop_rate=dropout,
+    ))
+
+
+@register("resnet10t_narrow", modality="vision", requires=("timm",))
+def _build_resnet10t_narrow(info: TaskInfo, width: int, depth: int, dropout: float) -> nn.Module:
+    """timm ResNet-10-T design (tiered stem, BasicBlock, layers [1,1,1,1]) with stage channels `width` x (1,2,4,8).
+
+    `width` 64 is resnet10t itself; `depth` is ignored (fixed design). Batch norm: the model
+    is evaluated with running statistics (eval mode), as every zoo model is.
+    """
+    timm = _timm()
+    if width < 4:
+        raise ValueError(
+            f"architecture 'resnet10t_narrow': width must be >= 4 (the stem has width/2 channels), got {width}"
+        )
+    return timm.create_model(
+        "resnet10t", pretrained=False, num_classes=info.n_classes, in_chans=info.input_shape[0], drop_rate=dropout,
+        channels=(width, 2 * width, 4 * width, 8 * width), stem_width=width // 2,
+    )
 
 
 @register("resnet10t", modality="vision", requires=("timm",))
 def _build_resnet10t(info: TaskInfo, width: int, depth: int, dropout: float) -> nn.Module:
-    """timm ResNet-10-T (tiered stem), trained from scratch; `width` and `depth` are ignored (fixed design)."""
+    """timm ResNet-10-T (tiered stem), trained from scratch; `width` and `depth` are ignored
+    (fixed design, 4.9 M parameters).
+    """
     timm = _timm()
     return timm.create_model(
         "resnet10t", pretrained=False, num_classes=info.n_classes, in_chans=info.input_shape[0], drop_rate=dropout
@@ -339,8 +407,8 @@ def _build_vit_tiny(info: TaskInfo, width: int, depth: int, dropout: float) -> n
     """timm ViT-Tiny design (patch 4, embed dim `width` rounded to a multiple of 64, `depth` blocks, embed/64 heads)."""
     timm = _timm()
     embed = max(64, 64 * round(width / 64))
-    return timm.create_model(
+    return _unfused_attention(timm.create_model(
         "vit_tiny_patch16_224", pretrained=False, num_classes=info.n_classes, in_chans=info.input_shape[0],
         img_size=info.input_shape[1:], patch_size=4, embed_dim=embed, depth=max(1, depth),
         num_heads=max(1, embed // 64), drop_rate=dropout,
-    )
+    ))

@@ -17,6 +17,14 @@ Integrity is checked at two levels:
    whatever the source. This is what makes an official download verifiable even when its file
    bytes are not stable, and it is stricter than counting files (the FSDD loader also checks
    the number of wav files per speaker and digit).
+3. The prepared arrays themselves (:func:`array_sha256`), where a task records them: this is
+   what verifies a copy that was re-encoded on its way (Fashion-MNIST from the Hugging Face
+   Hub arrives as PNG images in parquet files, not as idx files).
+
+Source selection (:func:`resolve_source`): the mirror whenever one is set; otherwise the
+``source`` argument or env ``GAPBENCH_DATA_SOURCE``: ``"url"`` (default: the publisher's own
+download) or ``"hub"`` (the publisher's copy on the Hugging Face Hub, loaded with ``datasets``;
+only tasks whose publisher put it there have one).
 """
 
 from __future__ import annotations
@@ -29,10 +37,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from model_zoo import paths
 
 MIRROR_ENV = paths.MIRROR_ENV
+SOURCE_ENV = "GAPBENCH_DATA_SOURCE"
+SOURCES = ("url", "hub")
 _CHUNK = 1 << 20
 
 
@@ -57,6 +70,24 @@ def resolve_mirror(mirror: str | os.PathLike[str] | None) -> Path | None:
     if mirror is not None:
         return Path(mirror).expanduser().resolve()
     return paths.data_mirror()
+
+
+def resolve_source(source: str | None) -> str:
+    """The download source when no mirror is set: ``source``, else ``$GAPBENCH_DATA_SOURCE``, else "url"."""
+    value = source if source is not None else (os.environ.get(SOURCE_ENV) or "url")
+    if value not in SOURCES:
+        where = "source argument" if source is not None else f"${SOURCE_ENV}"
+        raise ValueError(f"unknown data source {value!r} (from the {where}); expected one of {', '.join(SOURCES)}")
+    return value
+
+
+def require_url_source(task: str, source: str | None, mirror: str | os.PathLike[str] | None) -> None:
+    """Raise ValueError (one line) if a task without a Hub copy is asked for source "hub" (no mirror set)."""
+    if resolve_mirror(mirror) is None and resolve_source(source) == "hub":
+        raise ValueError(
+            f"task {task!r} has no copy on the Hugging Face Hub from its publisher (data source 'hub'); "
+            f"use source 'url' (its official download) or set ${MIRROR_ENV} to a local mirror"
+        )
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -91,15 +122,36 @@ class ContentDigest:
         self._hash = hashlib.sha256()
         self.count = 0
 
-    def update(self, name: str, data: bytes) -> None:
+    def update(self, name: str, data: bytes | memoryview | np.ndarray) -> None:
+        """Add one item; ``data`` is any C-contiguous bytes-like object (hashed without a copy)."""
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         encoded = name.encode("utf-8")
         self._hash.update(len(encoded).to_bytes(8, "big") + encoded)
-        self._hash.update(len(data).to_bytes(8, "big"))
-        self._hash.update(data)
+        self._hash.update(len(view).to_bytes(8, "big"))
+        self._hash.update(view)
         self.count += 1
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and C-order bytes (a ContentDigest of one item)."""
+    array = np.ascontiguousarray(array)
+    digest = ContentDigest()
+    digest.update(f"{array.dtype.str}{list(array.shape)}", array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
+def verify_arrays(what: str, source: str, arrays: dict[str, np.ndarray], expected: dict[str, str]) -> None:
+    """Raise :class:`ChecksumError` (one line) if an array named in ``expected`` has another digest."""
+    for name, want in expected.items():
+        got = array_sha256(arrays[name]) if name in arrays else "<missing>"
+        if got != want:
+            raise ChecksumError(
+                f"{what} from {source}: array {name!r} has sha256 {got}, expected {want}. The data differ "
+                f"from the version this project was built on; use the project's data mirror (set ${MIRROR_ENV})."
+            )
 
 
 def verify_content(what: str, source: Path, actual: str, expected: str) -> None:
@@ -156,4 +208,34 @@ def download(url: str, dest: Path, *, timeout: float = 60.0) -> None:
         raise ConnectionError(
             f"could not download {url} to {dest}: {exc}. Without internet access, set "
             f"${MIRROR_ENV} to a local mirror of the data (the project's is ../shared/data)."
+        ) from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and its message with newlines folded."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def hub_dataset(repo: str, *, revision: str | None = None, cache_dir: Path | None = None) -> Any:
+    """Load ``repo`` from the Hugging Face Hub with ``datasets.load_dataset`` (a DatasetDict).
+
+    Downloads go to ``<cache>/raw/hub``. Raises ImportError (one line) without ``datasets`` and
+    ConnectionError (one line, naming the repository and the mirror variable) when the Hub
+    cannot be reached or has no such dataset.
+    """
+    try:
+        import datasets  # optional on GPU boxes: imported only for source "hub"
+    except ImportError:
+        raise ImportError(
+            f"data source 'hub' needs the `datasets` package to load {repo} (pip install datasets), "
+            f"or set ${MIRROR_ENV} to a local mirror"
+        ) from None
+    where = paths.raw_download_dir(cache_dir) / "hub"
+    try:
+        return datasets.load_dataset(repo, revision=revision, cache_dir=str(where))
+    except OSError as exc:  # ConnectionError, offline mode, DatasetNotFoundError (a FileNotFoundError)
+        raise ConnectionError(
+            f"could not load {repo} from the Hugging Face Hub ({one_line(exc)}). Without internet access, "
+            f"set ${MIRROR_ENV} to a local mirror of the data (the project's is ../shared/data)."
         ) from exc

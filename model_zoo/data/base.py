@@ -7,7 +7,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from model_zoo import paths
+from model_zoo.data import prepared
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,24 @@ class TaskData:
 
 
 # --- the prepared-array cache shared by every task loader -----------------------------------
+#
+# Preferred: a ``datasets`` DatasetDict folder ``<cache>/data/<task>-<prep_version>/`` (see
+# model_zoo.data.prepared; written when ``datasets`` is installed, read with pyarrow alone).
+# Fallback where ``datasets`` is missing (a GPU box with torch/numpy/pyarrow only): the npz
+# file ``<cache>/data/<task>-<prep_version>.npz`` of format 1.
 
 _CACHE_FORMAT = 1
 _META_KEY = "__meta__"
 
 
 def cache_file(task: str, prep_version: int, cache_dir: Path | None = None) -> Path:
-    """The prepared-array cache file of a task: ``<cache>/data/<task>-<prep_version>.npz``."""
+    """The npz fallback cache of a task: ``<cache>/data/<task>-<prep_version>.npz``."""
     return paths.prepared_data_dir(cache_dir) / f"{task}-{prep_version}.npz"
+
+
+def prepared_dir(task: str, prep_version: int, cache_dir: Path | None = None) -> Path:
+    """The prepared-data folder of a task (a saved DatasetDict): ``<cache>/data/<task>-<prep_version>/``."""
+    return paths.prepared_data_dir(cache_dir) / f"{task}-{prep_version}"
 
 
 def load_or_prepare(
@@ -60,25 +71,53 @@ def load_or_prepare(
     prepare: Callable[[], dict[str, np.ndarray]],
     validate: Callable[[dict[str, np.ndarray]], None],
     cache_dir: Path | None = None,
+    *,
+    class_names: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
     """Return a task's prepared arrays from the cache, or ``prepare()`` them and cache them.
 
-    A cache file that cannot be read (truncated zip, bad CRC, missing keys, wrong metadata, or
-    arrays that ``validate`` rejects with ValueError) is reported with a warning naming it and
-    rebuilt. Writes are atomic (temporary file in the same folder, then ``os.replace``), so
-    concurrent loaders and killed processes never leave a half-written cache file behind.
+    Looks first for the prepared-data folder (``prepared_dir``), then for the npz fallback
+    (``cache_file``). A cache that cannot be read (truncated or corrupted files, missing keys,
+    wrong metadata, arrays that differ from their recorded sha256 or that ``validate`` rejects
+    with ValueError) is reported with a warning naming it and rebuilt. With ``datasets``
+    installed the arrays are written as a DatasetDict (an npz cache found instead is converted
+    without re-reading the raw files); without it, as npz. ``class_names`` label the ``y``
+    column's ClassLabel. Writes are atomic, so concurrent loaders and killed processes never
+    leave a half-written cache behind.
     """
+    folder = prepared_dir(task, prep_version, cache_dir)
+    if folder.is_dir():
+        try:
+            arrays = prepared.read(folder, task=task, prep_version=prep_version)
+            validate(arrays)
+            return arrays
+        except prepared.PreparedDataError as exc:  # its message names the folder or file
+            warnings.warn(f"rebuilding corrupted data cache {exc}", RuntimeWarning, stacklevel=2)
+        except ValueError as exc:
+            warnings.warn(f"rebuilding corrupted data cache {folder}: {exc}", RuntimeWarning, stacklevel=2)
+    writer = prepared.can_write()
+    names = list(class_names)
+
+    def save(arrays: dict[str, np.ndarray]) -> None:
+        if writer:
+            prepared.write(folder, task=task, prep_version=prep_version, arrays=arrays, class_names=names)
+        else:
+            _write_cache(path, task, prep_version, arrays)
+
     path = cache_file(task, prep_version, cache_dir)
     if path.is_file():
         try:
             arrays = _read_cache(path, task, prep_version)
             validate(arrays)
-            return arrays
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             warnings.warn(f"rebuilding corrupted data cache {path}: {exc}", RuntimeWarning, stacklevel=2)
+        else:
+            if writer:
+                save(arrays)
+            return arrays
     arrays = prepare()
     validate(arrays)
-    _write_cache(path, task, prep_version, arrays)
+    save(arrays)
     return arrays
 
 

@@ -153,7 +153,10 @@ def split_of(speaker: str, index: int) -> str:
     return "test" if index in TEST_INDICES else "train"
 
 
-def _prepare(mirror: str | os.PathLike[str] | None, cache_dir: Path | None) -> dict[str, np.ndarray]:
+def _prepare(
+    mirror: str | os.PathLike[str] | None, cache_dir: Path | None, source: str | None = None
+) -> dict[str, np.ndarray]:
+    _fetch.require_url_source(NAME, source, mirror)
     path = _fetch.fetch(RAW, mirror=mirror, cache_dir=cache_dir)
     xs: dict[str, list[np.ndarray]] = {"train": [], "test": [], "shift": []}
     ys: dict[str, list[int]] = {"train": [], "test": [], "shift": []}
@@ -172,7 +175,12 @@ def _validate(arrays: dict[str, np.ndarray]) -> None:
     require_arrays(arrays, _ARRAYS)
 
 
-def load(*, mirror: str | os.PathLike[str] | None = None, cache_dir: Path | None = None) -> TaskData:
+def load(
+    *, mirror: str | os.PathLike[str] | None = None, cache_dir: Path | None = None, source: str | None = None
+) -> TaskData:
     """Load FSDD with its in-speaker test split and the held-out-speaker shift set."""
-    arrays = load_or_prepare(NAME, PREP_VERSION, lambda: _prepare(mirror, cache_dir), _validate, cache_dir)
+    arrays = load_or_prepare(
+        NAME, PREP_VERSION, lambda: _prepare(mirror, cache_dir, source), _validate, cache_dir,
+        class_names=INFO.extras["class_names"],
+    )
     return TaskData(info=INFO, **arrays)

@@ -27,6 +27,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tarfile
@@ -167,12 +168,18 @@ def smooth_idf(ids: np.ndarray, n_ids: int) -> np.ndarray:
     present = np.zeros((n_docs, n_ids), dtype=bool)
     present[rows, ids.ravel().astype(np.int64)] = True
     df = present.sum(axis=0)
-    idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    # math.log (the C library's, the same code on every x86-64 CPU with FMA), not np.log: numpy
+    # dispatches float64 log to CPU-specific kernels (AVX-512 machines use another one), and these
+    # values are stored in every zoo's info.json, whose hash is part of the zoo's content hash
+    idf = np.array([math.log((1.0 + n_docs) / (1.0 + d)) + 1.0 for d in df.tolist()], dtype=np.float64)
     idf[PAD_ID] = 0.0
     return idf
 
 
-def _prepare(mirror: str | os.PathLike[str] | None, cache_dir: Path | None) -> dict[str, np.ndarray]:
+def _prepare(
+    mirror: str | os.PathLike[str] | None, cache_dir: Path | None, source: str | None = None
+) -> dict[str, np.ndarray]:
+    _fetch.require_url_source(NAME, source, mirror)
     path = _fetch.fetch(RAW, mirror=mirror, cache_dir=cache_dir)
     docs = read_documents(path)
     label = {group: i for i, group in enumerate(CLASS_NAMES)}
@@ -193,9 +200,13 @@ def _validate(arrays: dict[str, np.ndarray]) -> None:
     require_arrays(arrays, _ARRAYS)
 
 
-def load(*, mirror: str | os.PathLike[str] | None = None, cache_dir: Path | None = None) -> TaskData:
+def load(
+    *, mirror: str | os.PathLike[str] | None = None, cache_dir: Path | None = None, source: str | None = None
+) -> TaskData:
     """Load 20 Newsgroups; ``info.extras`` gains ``idf`` (list, one per id) and ``vocab``."""
-    arrays = load_or_prepare(NAME, PREP_VERSION, lambda: _prepare(mirror, cache_dir), _validate, cache_dir)
+    arrays = load_or_prepare(
+        NAME, PREP_VERSION, lambda: _prepare(mirror, cache_dir, source), _validate, cache_dir, class_names=CLASS_NAMES
+    )
     extras = {**INFO.extras, "idf": arrays["idf"].tolist(), "vocab": arrays["vocab"].tolist()}
     return TaskData(
         info=replace(INFO, extras=extras),
