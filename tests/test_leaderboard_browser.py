@@ -1,5 +1,9 @@
 """The rendered index.html in a real browser: headless Chromium, offline, from file://.
 
+Sorting and ranks, the filter, the target switch, the detail panel's scatters coloured by a chosen
+hyperparameter, and the layout at desktop (1400 px: nothing cut off) and phone (420 px: the name
+column stays in view) widths; screenshots of both are saved under build/screenshots/.
+
 Chromium is driven over the Chrome DevTools Protocol through ``--remote-debugging-pipe``
 (NUL-separated JSON on file descriptors 3 and 4): no port, no websocket library, no driver
 binary whose version must match. Install Chromium with ``scripts/install_chromium.sh``.
@@ -28,11 +32,13 @@ from leaderboard_fixtures import write_fixture  # noqa: E402
 
 from benchmark.leaderboard import load_board, render_leaderboard  # noqa: E402
 from benchmark.leaderboard.html import detail_id, table_id  # noqa: E402
+from benchmark.metrics.catalog import METRICS  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 REPO = Path(__file__).resolve().parents[1]
-SCREENSHOT_COPY = REPO / "build" / "screenshots" / "leaderboard.png"
+SCREENSHOTS = REPO / "build" / "screenshots"
+"""Where the desktop (1400 px), phone (420 px) and detail-panel screenshots are saved."""
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -235,33 +241,56 @@ def board_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(chromium_binary, board_dir, tmp_path_factory):
-    browser = Chromium(chromium_binary, tmp_path_factory.mktemp("chromium-profile"))
+def board(board_dir):
+    return load_board(board_dir / "data")
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_binary, tmp_path_factory):
+    chrome = Chromium(chromium_binary, tmp_path_factory.mktemp("chromium-profile"))
     try:
         for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
-            browser.send(domain)
-        browser.send("Emulation.setDeviceMetricsOverride",
-                     {"width": 1360, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
-        browser.send("Page.navigate", {"url": (board_dir / "index.html").as_uri()})
-        browser.wait_event("Page.loadEventFired")
-        yield browser
+            chrome.send(domain)
+        yield chrome
     finally:
-        browser.close()
+        chrome.close()
 
 
-def _order(page: Chromium, task: str) -> list[str]:
-    return page.evaluate(
-        f"Array.from(document.querySelectorAll('#{table_id(task)} tbody tr'))"
-        ".map(r => r.dataset.predictor)"
-    )
+def open_board(browser: Chromium, board_dir: Path, width: int = 1360, height: int = 1000) -> Chromium:
+    """Load index.html afresh (unsorted, unfiltered) at a viewport ``width`` CSS pixels wide."""
+    browser.send("Emulation.setDeviceMetricsOverride",
+                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    browser.send("Page.navigate", {"url": (board_dir / "index.html").as_uri()})
+    browser.wait_event("Page.loadEventFired")
+    return browser
 
 
-def _header(task: str, metric: str) -> str:
-    return f'#{table_id(task)} thead th[data-metric="{metric}"]'
+@pytest.fixture()
+def page(browser, board_dir):
+    return open_board(browser, board_dir)
+
+
+def _js(value: str) -> str:
+    return json.dumps(value)
+
+
+def _rows(page: Chromium, task: str, target: str = "gap", *, visible: bool = False) -> list[str]:
+    only = ".filter(r => !r.hidden)" if visible else ""
+    return page.evaluate(f"Array.from(document.querySelectorAll('#{table_id(task, target)} tbody tr')){only}"
+                         ".map(r => r.dataset.predictor)")
+
+
+def _ranks(page: Chromium, task: str, target: str = "gap") -> list[str]:
+    return page.evaluate(f"Array.from(document.querySelectorAll('#{table_id(task, target)} tbody tr'))"
+                         ".map(r => r.cells[0].textContent)")
+
+
+def _header(task: str, label: str, target: str = "gap") -> str:
+    return f'#{table_id(task, target)} thead th[data-label="{label}"]'
 
 
 def _expected(board, task: str, key, descending: bool) -> list[str]:
-    """Python's order of the task's rows by ``key(row)``, missing values last."""
+    """Python's stable order of the task's rows (board order) by ``key(row)``, missing values last."""
     rows = board.task(task).rows
     present = [r for r in rows if not math.isnan(key(r))]
     missing = [r for r in rows if math.isnan(key(r))]
@@ -269,75 +298,231 @@ def _expected(board, task: str, key, descending: bool) -> list[str]:
     return [r.predictor for r in present + missing]
 
 
-@pytest.fixture(scope="module")
-def board(tmp_path_factory):
-    return load_board(write_fixture(tmp_path_factory.mktemp("data-py")))
+def _competition_ranks(board, task: str, order: list[str], key) -> list[str]:
+    out, rank, prev = [], 0, None
+    for i, name in enumerate(order):
+        value = key(board.task(task).row(name))
+        if math.isnan(value):
+            out.append("—")
+            continue
+        if i == 0 or value != prev:
+            rank, prev = i + 1, value
+        out.append(str(rank))
+    return out
 
 
-def test_initial_order_is_by_psi(page, board):
+def _set(page: Chromium, selector: str, value: str) -> None:
+    """Set an input's or select's value as a user would, firing its input and change events."""
+    page.evaluate(f"(() => {{ const el = document.querySelector({_js(selector)}); el.value = {_js(value)};"
+                  " el.dispatchEvent(new Event('input', {bubbles: true}));"
+                  " el.dispatchEvent(new Event('change', {bubbles: true})); })()")
+
+
+def _visible(page: Chromium, selector: str) -> bool:
+    return page.evaluate(f"(() => {{ const el = document.querySelector({_js(selector)});"
+                         " return !!el && el.offsetParent !== null; })()")
+
+
+def _screenshot(page: Chromium, name: str) -> bytes:
+    shot = base64.b64decode(page.send("Page.captureScreenshot", {"format": "png"})["data"])
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / name).write_bytes(shot)
+    return shot
+
+
+# --- order, sorting and ranks ---------------------------------------------------------------------
+
+
+def test_initial_order_and_ranks_are_the_official_ranking(page, board):
     for tb in board.tasks:
-        assert _order(page, tb.task) == [r.predictor for r in tb.rows]
+        assert _rows(page, tb.task) == [r.predictor for r in tb.rows]
+        assert _ranks(page, tb.task) == [str(r.rank) if r.rank is not None else "—" for r in tb.rows]
 
 
-def test_click_numeric_header_sorts_and_toggles_with_missing_last(page, board):
+def test_numeric_header_sorts_toggles_and_renumbers_the_ranks(page, board):
     task = "newsgroups"  # sharpness_trace has no scores here: it must stay last both ways
     tau = lambda r: r.cell("kendall_tau").value  # noqa: E731
-    before = _order(page, task)
-    page.click(_header(task, "kendall_tau"))
-    first = _order(page, task)
+    label = METRICS["kendall_tau"].short
+    page.click(_header(task, label))
+    first = _rows(page, task)
     assert first == _expected(board, task, tau, descending=True)
-    page.click(_header(task, "kendall_tau"))
-    second = _order(page, task)
+    assert _ranks(page, task) == _competition_ranks(board, task, first, tau)
+    page.click(_header(task, label))
+    second = _rows(page, task)
     assert second == _expected(board, task, tau, descending=False)
     assert second[-1] == "sharpness_trace" and first[-1] == "sharpness_trace"
-    assert second != before
-    assert page.evaluate(f"document.querySelector('{_header(task, 'kendall_tau')}')"
-                         ".getAttribute('aria-sort')") == "ascending"
+    assert _ranks(page, task) == ["1", "2", "3", "4", "5", "—"]
+    assert page.evaluate(f"document.querySelector({_js(_header(task, label))}).getAttribute('aria-sort')") \
+        == "ascending"
+    rank_by = f"#{table_id(task)}"
+    assert page.evaluate(f"document.querySelector('{rank_by}').closest('section').querySelector('.rank-by')"
+                         ".textContent") == label
+
+
+def test_ties_share_a_rank_after_sorting(page, board):
+    psi = lambda r: r.cell("psi").value  # noqa: E731
+    page.click(_header("overall", f"{METRICS['psi'].short} public"))
+    order = _rows(page, "overall")
+    assert order == _expected(board, "overall", psi, descending=True)
+    assert _ranks(page, "overall") == ["1", "2", "3", "3", "5", "6"]  # sharpness_trace and weight_norm: 0.35
 
 
 def test_cost_column_sorts_cheapest_first(page, board):
-    task = "overall"
-    before = _order(page, task)
-    page.click(_header(task, "seconds_per_model"))  # lower is better: ascending first
-    after = _order(page, task)
-    assert after == _expected(board, task, lambda r: r.seconds_per_model, descending=False)
-    assert after != before
+    before = _rows(page, "overall")
+    page.click(_header("overall", METRICS["seconds_per_model"].short))
+    after = _rows(page, "overall")
+    assert after == _expected(board, "overall", lambda r: r.seconds_per_model, descending=False)
+    assert after != before and _ranks(page, "overall") == ["1", "2", "3", "4", "5", "6"]
 
 
-def test_text_header_sorts_by_name(page, board):
+def test_text_header_sorts_by_name_and_keeps_the_ranks(page, board):
     task = "fashion_mnist"
-    page.click(f"#{table_id(task)} thead th:nth-child(2)")
-    assert _order(page, task) == sorted(r.predictor for r in board.task(task).rows)
-    page.click(f"#{table_id(task)} thead th:nth-child(2)")
-    assert _order(page, task) == sorted((r.predictor for r in board.task(task).rows), reverse=True)
+    ranks = dict(zip(_rows(page, task), _ranks(page, task)))
+    page.click(f"#{table_id(task)} thead th.name")
+    assert _rows(page, task) == sorted(r.predictor for r in board.task(task).rows)
+    page.click(f"#{table_id(task)} thead th.name")
+    order = _rows(page, task)
+    assert order == sorted((r.predictor for r in board.task(task).rows), reverse=True)
+    assert dict(zip(order, _ranks(page, task))) == ranks
 
 
-def test_row_click_opens_detail_with_loaded_plots(page, board_dir, tmp_path):
+# --- filter and target switch ---------------------------------------------------------------------
+
+
+def test_filter_by_name_family_and_kind(page, board):
+    _set(page, "#filter-name", "PH")
+    for tb in board.tasks:
+        assert _rows(page, tb.task, visible=True) == ["ph_dim"]
+    assert page.evaluate("document.getElementById('filter-count').textContent") == "1 of 6 predictors shown"
+    assert page.evaluate("Array.from(document.querySelectorAll('#predictors-table tbody tr'))"
+                         ".filter(r => !r.hidden).map(r => r.dataset.predictor)") == ["ph_dim"]
+    _set(page, "#filter-name", "")
+    _set(page, "#filter-kind", "baseline")
+    assert _rows(page, "overall", visible=True) == [r.predictor for r in board.task("overall").rows
+                                                   if r.kind == "baseline"]
+    _set(page, "#filter-family", "norms")
+    assert _rows(page, "fsdd", visible=True) == ["weight_norm"]
+    _set(page, "#filter-kind", "predictor")
+    assert _rows(page, "fsdd", visible=True) == []
+    _set(page, "#filter-kind", "")
+    _set(page, "#filter-family", "")
+    assert _rows(page, "fsdd", visible=True) == [r.predictor for r in board.task("fsdd").rows]
+    assert page.evaluate("document.getElementById('filter-count').textContent") == ""
+
+
+def test_target_switch_shows_the_other_targets_tables(page, board):
+    assert _visible(page, f"#{table_id('overall')}") and not _visible(page, f"#{table_id('overall', 'test_error')}")
+    page.click('input[name="target"][value="test_error"]')
+    assert not _visible(page, f"#{table_id('overall')}") and _visible(page, f"#{table_id('overall', 'test_error')}")
+    assert _rows(page, "overall", "test_error") == [r.predictor for r in board.task("overall", "test_error").rows]
+    page.click('input[name="target"][value="shift_error"]')
+    shown = page.evaluate("Array.from(document.querySelectorAll('table.board')).filter(t => t.offsetParent)"
+                          ".map(t => t.id)")
+    assert shown == [table_id("fsdd", "shift_error")]
+
+
+# --- detail panel and scatter plots ---------------------------------------------------------------
+
+
+def _plots(page: Chromium, predictor: str) -> list[dict]:
+    return page.evaluate(
+        f"Array.from(document.querySelectorAll('#{detail_id(predictor)} svg.scatter')).map(s => ({{"
+        " task: s.dataset.task, target: s.dataset.target, colour: s.dataset.colour,"
+        " fills: Array.from(s.querySelectorAll('circle:not(.legend-dot)')).map(c => c.getAttribute('fill')),"
+        " levels: Array.from(s.querySelectorAll('circle:not(.legend-dot)')).map(c => c.dataset.level)}))")
+
+
+def test_row_click_opens_detail_with_scatters_coloured_by_a_hyperparameter(page, board):
     target = detail_id("ph_dim")
     assert page.evaluate(f"getComputedStyle(document.getElementById('{target}')).display") == "none"
-    page.click(f'#{table_id("fsdd")} tbody tr[data-predictor="ph_dim"] td:nth-child(3)')
+    page.click(f'#{table_id("fsdd")} tbody tr[data-predictor="ph_dim"] td:nth-child(4)')
     assert page.evaluate(f"getComputedStyle(document.getElementById('{target}')).display") == "block"
+    plots = {p["task"]: p for p in _plots(page, "ph_dim")}
+    points = board.points[board.points["predictor"] == "ph_dim"]
+    assert sorted(plots) == sorted(points["task"].unique())
+    for task, plot in plots.items():
+        mine = points[points["task"] == task]
+        assert plot["target"] == "gap" and plot["colour"] == "lr"
+        assert len(plot["fills"]) == len(mine)
+        lrs = sorted(json.loads(h)["lr"] for h in mine["hp"])
+        # one colour per learning rate, each point coloured by its own model's lr
+        assert len(set(plot["fills"])) == len(set(lrs)) == 2
+        levels = ["0.01", "0.1"]
+        assert sorted(levels[int(v)] for v in plot["levels"]) == lrs
+    _set(page, "#colour-by", "width")
+    assert {p["colour"] for p in _plots(page, "ph_dim")} == {"width"}
+    page.click('input[name="target"][value="shift_error"]')
+    plots = {p["task"]: p for p in _plots(page, "ph_dim")}
+    assert {t: p["target"] for t, p in plots.items()} == {t: "shift_error" for t in plots}
+    assert len(plots["fsdd"]["fills"]) == len(points[points["task"] == "fsdd"])
+    assert plots["fashion_mnist"]["fills"] == []  # no shift set outside audio
+    page.click('input[name="target"][value="gap"]')
+    page.evaluate(f"document.querySelector('#{target} .plots').scrollIntoView({{block: 'center'}})")
+    _screenshot(page, "leaderboard_detail.png")
+
+
+# --- layout at desktop and phone widths -----------------------------------------------------------
+
+
+def test_desktop_width_cuts_nothing_off(browser, board_dir):
+    page = open_board(browser, board_dir, width=1400)
+    for target in ("gap", "test_error", "shift_error"):
+        page.click(f'input[name="target"][value="{target}"]')
+        widths = page.evaluate(
+            "Array.from(document.querySelectorAll('table.board')).filter(t => t.offsetParent).map(t => "
+            "[t.id, t.parentNode.scrollWidth, t.parentNode.clientWidth, t.getBoundingClientRect().right])")
+        assert widths
+        for table, scroll, client, right in widths:
+            assert scroll <= client and right <= 1400, (table, scroll, client, right)
+    page.click('input[name="target"][value="gap"]')
+    last = page.evaluate(f"document.querySelector('#{table_id('overall')} thead th:last-child')"
+                         ".getBoundingClientRect().right")
+    assert last <= 1400
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    page.evaluate("window.scrollTo(0, 0)")
+    _screenshot(page, "leaderboard_desktop.png")
+    assert page.console_errors() == []
+
+
+def test_phone_width_keeps_the_name_column_in_view(browser, board_dir):
+    page = open_board(browser, board_dir, width=420, height=900)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420  # the page itself never scrolls sideways
+    result = page.evaluate(
+        f"(() => {{ const table = document.getElementById('{table_id('overall')}');"
+        " const wrap = table.parentNode; wrap.scrollLeft = wrap.scrollWidth;"
+        " return Array.from(table.tBodies[0].rows).map(row => {"
+        "   window.scrollTo(0, row.getBoundingClientRect().top + window.scrollY - 300);"
+        "   const cell = row.cells[1], r = cell.getBoundingClientRect();"
+        "   const hit = document.elementFromPoint(r.left + 6, r.top + 6);"
+        "   return [row.dataset.predictor, wrap.scrollLeft, r.left, r.right, cell.contains(hit)]; }); })()")
+    for name, scrolled, left, right, on_top in result:
+        assert scrolled > 0, "the table should scroll sideways at 420 px"
+        assert 0 <= left and right <= 420 and on_top, (name, left, right, on_top)
+    page.evaluate(f"document.getElementById('{table_id('overall')}').parentNode.scrollLeft = 120")
+    page.evaluate(f"document.getElementById('{table_id('overall')}').closest('section').scrollIntoView()")
+    _screenshot(page, "leaderboard_phone.png")  # scrolled sideways a little: the name column stays
+    assert page.console_errors() == []
+
+
+def test_links_and_downloads_are_in_the_page(page):
+    refs = page.evaluate("Array.from(document.querySelectorAll('#predictors-table a[href^=\"https://\"]'))"
+                         ".map(a => [a.textContent, a.getAttribute('href')])")
+    assert ["Birdal et al. 2021", "https://arxiv.org/abs/2111.13171"] in refs
+    assert not page.evaluate("Array.from(document.querySelectorAll('a')).some(a => "
+                             "a.getAttribute('href').startsWith('javascript'))")
+    for name in ("scores", "runs", "points", "models", "predictions"):
+        for ext in ("csv", "json", "parquet"):
+            assert page.evaluate(f"!!document.querySelector('#data a[href=\"data/{name}.{ext}\"]')")
+    assert "@misc{gapbench" in page.evaluate("document.getElementById('bibtex').textContent")
+
+
+def test_no_console_errors_and_images_load(page):
     loaded = page.evaluate(
-        f"new Promise(done => {{ const imgs = Array.from(document.querySelectorAll('#{target} img'));"
-        " const t0 = Date.now(); (function check() {"
+        "new Promise(done => { const imgs = Array.from(document.querySelectorAll('#figures img'));"
+        " imgs.forEach(i => i.loading = 'eager'); const t0 = Date.now(); (function check() {"
         "  if (imgs.every(i => i.complete) || Date.now() - t0 > 10000)"
         "    done(imgs.map(i => [i.getAttribute('src'), i.naturalWidth]));"
-        "  else setTimeout(check, 50); })(); })"
-    )
-    assert len(loaded) == 3, loaded
-    assert all(width > 0 for _, width in loaded), f"plots failed to load: {loaded}"
-    shot = page.send("Page.captureScreenshot", {"format": "png"})
-    (tmp_path / "leaderboard_detail.png").write_bytes(base64.b64decode(shot["data"]))
-    SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT_COPY.with_name("leaderboard_detail.png").write_bytes(base64.b64decode(shot["data"]))
-
-
-def test_screenshot_and_no_console_errors(page, board_dir, tmp_path):
-    page.send("Page.navigate", {"url": (board_dir / "index.html").as_uri()})  # fresh, unsorted
-    page.wait_event("Page.loadEventFired")
-    shot = base64.b64decode(page.send("Page.captureScreenshot", {"format": "png"})["data"])
-    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
-    (tmp_path / "leaderboard.png").write_bytes(shot)
-    SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT_COPY.write_bytes(shot)
+        "  else setTimeout(check, 50); })(); })")
+    assert len(loaded) == 5 and all(width > 0 for _, width in loaded), loaded
     assert page.console_errors() == []
