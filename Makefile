@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ZOO ?= mini
 ZOO_DIR ?= zoos/$(ZOO)
+PUBLIC ?= public
 WORKERS ?= 2
 PREDICTOR ?=
 # Offline machines read the raw data from a mirror; ../shared/data is used when it exists.
@@ -12,13 +13,14 @@ GAPBENCH_DATA_MIRROR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 export GAPBENCH_DATA_MIRROR
 export MPLBACKEND := Agg
 
-.PHONY: venv data zoo evaluate score leaderboard test test-fast bench clean-results help
+.PHONY: venv data zoo evaluate publish score leaderboard lint test bench clean-results help
 
 help:
-	@echo "make evaluate [PREDICTOR=path.py]  set up, build/reuse the $(ZOO) zoo, evaluate, score, board"
-	@echo "make test                          the test suite (builds the micro zoo)"
-	@echo "make leaderboard                   re-render leaderboards/ from the score tables"
-	@echo "make bench                         speed/memory benchmarks (ratios measured in one run)"
+	@echo "make evaluate [PREDICTOR=path.py]  set up, build/reuse the $(ZOO) zoo, evaluate, score, MLflow, board"
+	@echo "make test                          lint + the test suite (builds the micro zoo)"
+	@echo "make publish                       build the $(PUBLIC) zoo and its held-out twin, evaluate, publish leaderboards/"
+	@echo "make leaderboard                   re-render leaderboards/ from leaderboards/data/"
+	@echo "make bench                         speed benchmarks (ratios measured in one run)"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 venv: $(BIN)/.installed
+	@bash scripts/install_bubblewrap.sh || echo "warning: no usable bubblewrap: predictors can only run with --no-sandbox"
 
 data: venv
 	$(BIN)/gapbench data prepare
@@ -37,10 +40,17 @@ zoo: data
 
 evaluate: zoo
 ifeq ($(strip $(PREDICTOR)),)
-	$(BIN)/gapbench evaluate --zoo $(ZOO_DIR) --workers $(WORKERS) --publish
+	$(BIN)/gapbench evaluate --zoo $(ZOO_DIR) --workers $(WORKERS)
 else
 	$(BIN)/gapbench evaluate --zoo $(ZOO_DIR) --workers $(WORKERS) --predictor $(PREDICTOR)
 endif
+
+# The official board: the public zoo (per-model answers published) and its held-out twin
+# (needs the maintainers' salt: $$GAPBENCH_HELDOUT_SALT or ../shared/heldout-salt.txt).
+publish: data
+	$(BIN)/gapbench zoo build $(PUBLIC) --root zoos/$(PUBLIC) --workers $(WORKERS)
+	$(BIN)/gapbench zoo build $(PUBLIC) --heldout --root zoos/$(PUBLIC)-heldout --workers $(WORKERS)
+	$(BIN)/gapbench publish --zoo zoos/$(PUBLIC) --heldout zoos/$(PUBLIC)-heldout --workers $(WORKERS)
 
 score: venv
 	$(BIN)/gapbench score --zoo $(ZOO_DIR)
@@ -48,7 +58,10 @@ score: venv
 leaderboard: venv
 	$(BIN)/gapbench leaderboard
 
-test: venv
+lint: venv
+	$(BIN)/ruff check model_zoo predictors benchmark tests
+
+test: venv lint
 	$(BIN)/python -m pytest -q -ra tests
 
 bench: venv
