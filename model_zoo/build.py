@@ -188,7 +188,6 @@ def _store_model(data: Any, mc: ModelConfig, index: int, layout: ZooLayout, subs
         "status": result.status,
         "steps_to_converge": result.steps_to_converge,
         "total_steps": result.total_steps,
-        "train_seconds": round(result.seconds, 3),
         "n_params": result.n_params,
         "train_indices": subset.indices.tolist(),
         "noisy_indices": subset.noisy_indices.tolist(),
@@ -227,7 +226,8 @@ def _store_model(data: Any, mc: ModelConfig, index: int, layout: ZooLayout, subs
         "gap": test_error - train_error,
         "shift_error": shift_error,
     }
-    store.write_model(layout, mc.model_id, config=config, blobs=blobs, answer=answer)
+    store.write_model(layout, mc.model_id, config=config, blobs=blobs, answer=answer,
+                      timing={"train_seconds": round(result.seconds, 3)})
     return {"model_id": mc.model_id, "status": result.status, "seconds": result.seconds}
 
 

@@ -47,14 +47,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, Valid
 from model_zoo.axes import AXES, AXIS_NAMES, PROTOCOL, PROTOCOL_NAMES, TrainConfig, axis_defaults, canonical, setting
 
 # Bump when the zoo's on-disk format or the meaning of a stored number changes.
-ZOO_FORMAT_VERSION = "3"
+ZOO_FORMAT_VERSION = "4"  # 4: timing.json beside the hashed model files
 
 # Bump when a change to the trainer, the architectures, the trajectory recorder, the data
 # preparation or the pinned numerics (model_zoo.determinism) can change a trained model's
 # numbers: it is part of every zoo id, so zoos built by older code are rebuilt instead of
 # silently mixed with new ones. (A hash of the source did this automatically but also
 # invalidated every zoo on a cosmetic edit.)
-TRAINING_CODE_VERSION = "2"
+TRAINING_CODE_VERSION = "3"  # 3: population training, pinned numerics, torchvision loader
 
 DEFAULT_MAX_MODELS = 100_000
 """Specs expanding to more models are refused before expansion (env GAPBENCH_MAX_MODELS)."""

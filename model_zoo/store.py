@@ -41,6 +41,8 @@ import pandas as pd
 PUBLIC = "public"
 ANSWERS = "answers"
 MODEL_FILES = ("config.json", "init.safetensors", "final.safetensors", "trajectory.safetensors", "curve.json")
+TIMING_FILE = "timing.json"
+"""Per-model wall-clock seconds: beside MODEL_FILES, never hashed (two builds never share it)."""
 TMP_PREFIX = ".tmp-"
 ANSWER_COLUMNS = ("train_error", "train_loss", "test_error", "test_loss", "gap", "shift_error")
 MANIFEST_BASE_COLUMNS = (
@@ -445,18 +447,22 @@ def done_model_ids(layout: ZooLayout) -> set[str]:
 
 
 def write_model(
-    layout: ZooLayout, model_id: str, *, config: dict[str, Any], blobs: dict[str, bytes], answer: dict[str, Any]
+    layout: ZooLayout, model_id: str, *, config: dict[str, Any], blobs: dict[str, bytes], answer: dict[str, Any],
+    timing: dict[str, Any] | None = None,
 ) -> None:
     """Atomically publish one model: answer first, then the public directory (see the module docstring).
 
     `blobs` holds every file of MODEL_FILES except config.json; their sha256 go into
-    ``config["files"]``. If the model is already published (another process finished it
-    first), the freshly written copy is discarded.
+    ``config["files"]``. ``timing`` (wall-clock seconds: the one thing two builds never share)
+    goes to ``TIMING_FILE`` beside them, outside the hashed files, so that rebuilds are
+    byte-identical. If the model is already published (another process finished it first),
+    the freshly written copy is discarded.
     """
     missing = set(MODEL_FILES) - {"config.json"} - set(blobs)
     if missing:
         raise ValueError(f"model {model_id}: files {sorted(missing)} were not given")
     config = dict(config, files={name: sha256_bytes(data) for name, data in sorted(blobs.items())})
+    blobs = {**blobs, TIMING_FILE: to_json_bytes(timing or {})}
     atomic_write_json(layout.answer_file(model_id), answer)
     final = layout.model_dir(model_id)
     if isinstance(final, FsPath):
@@ -545,7 +551,7 @@ def manifest_row(layout: ZooLayout, model_id: str) -> dict[str, Any]:
         "n_params": int(config["n_params"]),
         "steps": int(config["total_steps"]),
         "steps_to_converge": config["steps_to_converge"],
-        "train_seconds": float(config["train_seconds"]),
+        "train_seconds": _train_seconds(layout, model_id),
         "window_drift_share": float(config["trajectory"].get("drift_share", float("nan"))),
         "_index": int(config["index"]),
     }
@@ -637,7 +643,8 @@ def copy_zoo(source: str | os.PathLike[str] | FsPath, target: str | os.PathLike[
         config = json.loads(read_checked(folder / "config.json", row.get("sha256.config.json")))
         blobs = {name: read_checked(folder / name, config["files"][name]) for name in config["files"]}
         config.pop("files")
-        write_model(dst, mid, config=config, blobs=blobs, answer=read_json(src.answer_file(mid)))
+        timing = {"train_seconds": row.get("train_seconds")} if row.get("train_seconds") == row.get("train_seconds") else {}
+        write_model(dst, mid, config=config, blobs=blobs, answer=read_json(src.answer_file(mid)), timing=timing)
         copied += 1
     ids = list(rebuild_manifest(dst)["model_id"])
     rebuild_answers(dst, ids)
@@ -698,6 +705,14 @@ def verify(root: str | os.PathLike[str] | FsPath) -> list[Problem]:
         if table is not None and recorded is not None:
             problems += _check_file(layout.answers_table, recorded)
     return problems
+
+
+def _train_seconds(layout: ZooLayout, model_id: str) -> float:
+    """A model's training wall time from its timing file (NaN when absent or unreadable)."""
+    try:
+        return float(read_json(layout.model_dir(model_id) / TIMING_FILE).get("train_seconds", float("nan")))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return float("nan")
 
 
 def compare_manifests(ours: pd.DataFrame, published: pd.DataFrame) -> list[str]:
