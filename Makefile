@@ -13,7 +13,7 @@ GAPBENCH_DATA_MIRROR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data
 export GAPBENCH_DATA_MIRROR
 export MPLBACKEND := Agg
 
-.PHONY: venv data zoo evaluate publish score leaderboard lint test bench clean-results help
+.PHONY: venv venv-test data zoo evaluate publish score leaderboard lint test bench clean-results help
 
 help:
 	@echo "make evaluate [PREDICTOR=path.py]  set up, build/reuse the $(ZOO) zoo, evaluate, score, MLflow, board"
@@ -22,9 +22,14 @@ help:
 	@echo "make leaderboard                   re-render leaderboards/ from leaderboards/data/"
 	@echo "make bench                         speed benchmarks (ratios measured in one run)"
 
+# The runtime (make evaluate) and, for make test, the test tools on top (Ray, moto, ruff, ...).
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
@@ -58,13 +63,15 @@ score: venv
 leaderboard: venv
 	$(BIN)/gapbench leaderboard
 
-lint: venv
+venv-test: venv $(BIN)/.installed-test
+
+lint: venv-test
 	$(BIN)/ruff check model_zoo predictors benchmark tests
 
-test: venv lint
+test: venv-test lint
 	$(BIN)/python -m pytest -q -ra tests
 
-bench: venv
+bench: venv-test
 	$(BIN)/python -m benchmark.bench
 
 clean-results:

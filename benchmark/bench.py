@@ -12,7 +12,8 @@ machines. Run: ``python -m benchmark.bench [--quick]``.
 - runner: persistent workers vs a fresh process per (predictor, model) job.
 - population training: model-steps/s of ``train_model`` one model after another vs
   ``train_population`` on the same 16 configs, per default architecture, under the pinned
-  numerics; and zoo build seconds per model with and without populations (docs/population.md).
+  numerics; zoo build seconds per model with and without populations (docs/population.md);
+  and every predictor's median seconds per model on that zoo (2 models per task).
 
 Results are also written to build/bench.json.
 """
@@ -239,10 +240,34 @@ def bench_population(quick: bool) -> dict:
             report = build_zoo("micro", Path(tmp) / label, workers=2, progress=False, population_size=size)
             seconds[label] = report.seconds / report.n_models
         same = _zoo_files(Path(tmp) / "population") == _zoo_files(Path(tmp) / "alone")
+        result["predictor_seconds_per_model"] = _predictor_seconds(Path(tmp) / "population", Path(tmp) / "results")
     result["zoo"] = (f"micro zoo, 2 workers: {seconds['alone']:.2f} s/model alone, {seconds['population']:.2f} "
                      f"s/model in populations: x{seconds['alone'] / seconds['population']:.2f} (same bytes: {same})")
     result["zoo_seconds_per_model"] = {k: round(v, 3) for k, v in seconds.items()}
     return result
+
+
+def _predictor_seconds(zoo_root, results_dir) -> dict[str, float]:
+    """Median seconds per model of every registered predictor on 2 models per task of a zoo (in the worker)."""
+    from benchmark.predict import predict
+    from benchmark.sandbox import Isolation, SandboxUnavailable, check_sandbox
+    from model_zoo.zoo import Zoo
+    from predictors.api import DEFAULT_BUDGET_SECONDS
+    from predictors.registry import resolve_names
+
+    zoo = Zoo(zoo_root)
+    ids = [mid for task in zoo.tasks for mid in zoo.model_ids(task=task, status="converged")[:2]]
+    try:
+        check_sandbox()
+        sandbox = True
+    except SandboxUnavailable:
+        sandbox = False
+    report = predict(zoo_root, resolve_names(), results_dir=results_dir, workers=2,
+                     budget_seconds=DEFAULT_BUDGET_SECONDS, isolation=Isolation(sandbox=sandbox, memory_mb=4096),
+                     model_ids=ids, progress=False)
+    seconds = report.predictions.groupby("predictor")["seconds"].median().sort_values(ascending=False)
+    return {"models": len(ids), "sandboxed": sandbox, "total_median": round(float(seconds.sum()), 3),
+            **{name: round(float(v), 4) for name, v in seconds.items()}}
 
 
 def _write(results: list[dict]) -> None:

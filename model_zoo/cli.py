@@ -107,6 +107,20 @@ def info(zoo: Annotated[str, typer.Argument(help="zoo directory or name under $G
         drift = m["window_drift_share"].median() if "window_drift_share" in m else float("nan")
         typer.echo(f"{task:<14} {len(m):>6} {conv:>6}  {cells[0]:>24}  {cells[1]:>24}  {cells[2]:>22}  "
                    f"{m['train_seconds'].median():>13.1f}  {drift:>11.2f}")
+    if answers is not None:
+        _echo_variance_shares(z.manifest, answers)
+
+
+def _echo_variance_shares(manifest, answers) -> None:
+    """Per task, the share of the models' gap variance each varied axis explains (all models: a balanced grid)."""
+    from model_zoo.variance import main_effect_shares
+
+    typer.echo("gap variance explained by each axis (main effects over all models; model_zoo/variance.py):")
+    frame = manifest.join(answers["gap"], on="model_id")
+    for task, rows in frame.groupby("task", sort=True):
+        axes = sorted({a for text in rows["axes"] for a in text.split(",") if a})
+        shares = main_effect_shares(rows.rename(columns={f"hp.{a}": a for a in axes}), axes)
+        typer.echo(f"  {task:<14} " + "  ".join(f"{k} {v:.0%}" for k, v in shares.items()))
 
 
 @app.command()
