@@ -53,8 +53,10 @@ def resolve_zoo(name_or_path: str | os.PathLike[str]) -> Path:
         if (path / "public" / "zoo.json").is_file() or (path / "zoo.json").is_file():
             return path
     name = candidate.name or str(name_or_path)
+    under = zoos_dir() / str(name_or_path)
+    where = str(candidate) if under == candidate else f"{candidate} nor {under}"
     raise ZooNotFound(
-        f"no built zoo at {candidate} nor {zoos_dir() / str(name_or_path)}; build one with "
+        f"no built zoo at {where}; build one with "
         f"`gapbench zoo build SPEC --root {candidate}` (SPEC: a shipped spec such as mini, or a .toml file)"
         if name else f"no built zoo at {candidate}"
     )

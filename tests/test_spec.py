@@ -249,12 +249,27 @@ def test_duplicate_models_across_experiments():
 
 
 def test_shipped_specs_load_and_expand():
-    assert {"micro", "mini", "standard"} <= set(shipped_specs())
+    assert {"micro", "mini", "public", "standard"} <= set(shipped_specs())
     micro = expand(load_spec("micro"))
     assert len(micro) == 28 and {m.task for m in micro} == {"fashion_mnist", "fsdd", "newsgroups"}
     mini_spec = load_spec("mini")
     mini = expand(mini_spec)
-    assert len(mini) >= 150 and len(mini_spec.seeds) == 2
+    assert len(mini) == 80 and len(mini_spec.seeds) == 2
     assert {m.task for m in mini} == {"fashion_mnist", "fsdd", "newsgroups"}
-    assert all(len(m.axes) >= 4 for m in mini)
+    assert all({"lr", "batch_size"} <= set(m.axes) and len(m.axes) >= 3 for m in mini)
     assert len(expand(load_spec("standard"))) >= 1000
+
+
+def test_public_spec_crosses_the_axes_the_claims_are_about():
+    """>= 1,000 models, 3 seeds, a 1,000-step window; per task every claim's axis takes >= 2 values."""
+    spec = load_spec("public")
+    models = expand(spec)
+    assert len(models) >= 1000 and len(spec.seeds) >= 3 and spec.protocol()["window_steps"] == 1000
+    for task in ("fashion_mnist", "fsdd", "newsgroups"):
+        rows = [m for m in models if m.task == task]
+        for axis in ("lr", "batch_size", "optimizer", "width", "train_size", "label_noise"):
+            assert len({m.hp[axis] for m in rows}) >= 2, (task, axis)
+        # full factorial: every combination of the non-lr axes appears with both optimizers
+        others = ("batch_size", "width", "train_size", "label_noise")
+        by_opt = {o: {tuple(m.hp[a] for a in others) for m in rows if m.hp["optimizer"] == o} for o in ("sgd", "adam")}
+        assert by_opt["sgd"] == by_opt["adam"] and len(by_opt["sgd"]) >= 16
