@@ -179,7 +179,7 @@ def publish_board(
                                 isolation=isolation, split=split)
         for problem in run.report.problems:
             _say(f"warning: {problem}")
-        if track:
+        if track and split == "public":  # the held-out zoo's per-model rows never leave results/
             _track(run)
         runs.append(run)
     written = pipeline.publish_official(runs[0], runs[1] if len(runs) > 1 else None)
