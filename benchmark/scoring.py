@@ -211,10 +211,17 @@ def _overall_rows(parts: list[tuple[list[dict], np.ndarray]], base: dict, target
         mean_boots = mean_boots + (float(np.nanmean(values)) - float(np.nanmedian(mean_boots))
                                    if np.isfinite(values).any() and np.isfinite(mean_boots).any() else 0.0)
         low, high = percentile_interval(mean_boots)
-        lo_bound, hi_bound = metric_spec(metric).bounds
-        low, high = max(low, lo_bound), min(high, hi_bound)
         task_rows = [k[(metric, "")][1] for k in keyed]
         value = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
+        lo_bound, hi_bound = metric_spec(metric).bounds
+        if np.isfinite(value):
+            # a bias-corrected estimate may lie outside the metric's range (CMI below 0): the
+            # interval is clipped to the range widened to the estimate, and always contains it
+            # (as the task rows do, benchmark/metrics/task.py)
+            lo_bound, hi_bound = min(lo_bound, value), max(hi_bound, value)
+            low, high = min(max(low, lo_bound), value), max(min(high, hi_bound), value)
+        else:
+            low, high = max(low, lo_bound), min(high, hi_bound)
         rows.append({**base, "task": "overall", "target": target, "metric": metric, "axis": "", "value": value,
                      "ci_low": low, "ci_high": high, "n_models": int(sum(r["n_models"] for r in task_rows)),
                      "n_units": int(sum(r.get("n_units", r["n_models"]) for r in task_rows))})

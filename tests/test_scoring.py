@@ -129,3 +129,23 @@ def test_predictions_of_predictors_not_asked_for_are_ignored():
                        _preds(models, "stray", models["gap"].to_numpy())])
     tables = scoring.score_zoo(models, preds, [_ref("asked")], zoo=ZOO, n_boot=5)
     assert set(tables.scores["predictor"]) == {"asked", scoring.ORACLE}
+
+
+def test_every_row_contains_its_estimate_even_a_negative_bias_corrected_cmi():
+    """Random scores: CMI's bias correction pushes task values (and their mean) below 0, CMI's floor.
+
+    The overall row once clipped its interval at 0 and excluded a negative mean (the published
+    board had 21 such rows); every row, task or overall, must contain its estimate.
+    """
+    models = _models(noise=0.05)
+    rng = np.random.default_rng(7)
+    refs, frames = [], []
+    for k in range(6):
+        frames.append(_preds(models, f"random{k}", rng.normal(size=len(models))))
+        refs.append(_ref(f"random{k}"))
+    scores = scoring.score_zoo(models, pd.concat(frames), refs, zoo=ZOO, n_boot=50).scores
+    cmi = scores[(scores.metric == "cmi") & (scores.task == "overall")]
+    assert (cmi.value < 0).any(), "the case this test is about: a negative overall CMI"
+    finite = scores[np.isfinite(scores.value) & np.isfinite(scores.ci_low)]
+    outside = finite[(finite.ci_low > finite.value + 1e-12) | (finite.ci_high < finite.value - 1e-12)]
+    assert outside.empty, outside[["predictor", "task", "metric", "axis", "value", "ci_low", "ci_high"]]
