@@ -113,13 +113,17 @@ def info(zoo: Annotated[str, typer.Argument(help="zoo directory or name under $G
 
 def _echo_variance_shares(manifest, answers) -> None:
     """Per task, the share of the models' gap variance each varied axis explains (all models: a balanced grid)."""
+    import pandas as pd
+
     from model_zoo.variance import main_effect_shares
 
     typer.echo("gap variance explained by each axis (main effects over all models; model_zoo/variance.py):")
     frame = manifest.join(answers["gap"], on="model_id")
     for task, rows in frame.groupby("task", sort=True):
         axes = sorted({a for text in rows["axes"] for a in text.split(",") if a})
-        shares = main_effect_shares(rows.rename(columns={f"hp.{a}": a for a in axes}), axes)
+        design = pd.DataFrame({"gap": rows["gap"], "config_id": rows["config_id"],
+                               **{a: rows[f"hp.{a}"] for a in axes}})
+        shares = main_effect_shares(design, axes)
         typer.echo(f"  {task:<14} " + "  ".join(f"{k} {v:.0%}" for k, v in shares.items()))
 
 

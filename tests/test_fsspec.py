@@ -53,7 +53,8 @@ def test_a_model_on_a_url_is_published_answer_first_and_config_last(monkeypatch)
     monkeypatch.setattr(FsPath, "write_bytes", record)
     _model(layout, "m1")
     assert written[0] == "answers/models/m1.json" and written[-1] == "public/models/m1/config.json"
-    assert sorted(written[1:-1]) == sorted(f"public/models/m1/{n}" for n in store.MODEL_FILES if n != "config.json")
+    files = [*(n for n in store.MODEL_FILES if n != "config.json"), store.TIMING_FILE]
+    assert sorted(written[1:-1]) == sorted(f"public/models/m1/{n}" for n in files)
     assert store.model_is_done(layout, "m1") and store.done_model_ids(layout) == {"m1"}
     written.clear()
     _model(layout, "m1")  # already published: only the answer is rewritten

@@ -89,7 +89,7 @@ def test_read_api_from_public_dir_only(micro_zoo: Path, tmp_path: Path):
         init = rec.state_dict("init")
         assert init.keys() == rec.state_dict("final").keys()
         traj = rec.trajectory()
-        assert traj.iterates.shape[0] == traj.losses.shape[0] == 50
+        assert traj.iterates.shape[0] == traj.losses.shape[0] == 100  # the micro window
         assert traj.n_params == rec.n_params and np.all(traj.iterates[0] == 0)
         curve = rec.curve()
         assert list(curve.columns) == ["step", "train_loss", "train_error"] and len(curve) >= 1

@@ -259,6 +259,10 @@ def score_task(
     rows = []
     for k, (metric, axis) in enumerate(keys):
         low, high = percentile_interval(replicates[:, k], level)
+        if np.isfinite(estimate[k]) and np.isfinite(low) and np.isfinite(high):
+            # re-centring moves replicates by (estimate - median): the percentiles can miss the
+            # estimate by a rounding error (1e-16); the interval contains it exactly
+            low, high = min(low, float(estimate[k])), max(high, float(estimate[k]))
         rows.append(
             {
                 "metric": metric,
