@@ -114,6 +114,7 @@ def evaluate(
     """Run predictors on a zoo in isolated workers, score them, log to MLflow, print the board."""
     from benchmark import pipeline
     from benchmark.leaderboard import render_terminal
+    from benchmark.predict import cost_summary
     from benchmark.sandbox import Isolation
     from model_zoo.paths import resolve_zoo
     from model_zoo.ray_executor import EVALUATE_UNIT_SIZE, make_executor
@@ -136,6 +137,8 @@ def evaluate(
         _say(f"warning: {problem}")
     typer.echo(f"predictions: {run.report.computed} computed, {run.report.cached} from the cache "
                f"({run.report.seconds:.0f} s); tables in {run.out_dir}/")
+    for line in cost_summary(run.report.predictions, resolved.refs):
+        typer.echo(f"cost: {line}")
     board = pipeline.render_local(run)
     if track:
         _track(run, zoo_path)  # after the render: the board logged to MLflow is that one
@@ -165,6 +168,7 @@ def publish_board(
 ) -> None:
     """Evaluate every predictor on the public zoo and its held-out twin, and publish leaderboards/."""
     from benchmark import pipeline
+    from benchmark.predict import cost_summary
     from benchmark.sandbox import Isolation
     from model_zoo.paths import resolve_zoo
 
@@ -179,6 +183,8 @@ def publish_board(
                                 isolation=isolation, split=split)
         for problem in run.report.problems:
             _say(f"warning: {problem}")
+        for line in cost_summary(run.report.predictions, refs):
+            _say(f"cost ({split}): {line}")
         if track and split == "public":  # the held-out zoo's per-model rows never leave results/
             _track(run)
         runs.append(run)

@@ -47,6 +47,31 @@ class PredictReport:
     logs: dict[str, str] = field(default_factory=dict)
 
 
+def cost_summary(predictions: pd.DataFrame, refs: list[PredictorRef]) -> list[str]:
+    """Compute seconds of a predictions table, the predictors that retrain a model apart.
+
+    One line for the predictors that read the model as trained and one for those that
+    retrain it (``requires`` holds ``retrain``: effective model complexity and any like it),
+    each with the total predictor-seconds (cached rows count what they cost when computed)
+    and the seconds per model, so the cost of the retraining protocols is never hidden in the
+    total. Empty when there are no predictions.
+    """
+    if predictions.empty:
+        return []
+    retraining = {r.name for r in refs if "retrain" in r.meta.requires}
+    n_models = predictions["model_id"].nunique()
+    lines = []
+    for label, chosen in (("reading the trained model", False), ("retraining (" + ", ".join(sorted(retraining)) + ")",
+                                                                 True)):
+        part = predictions[predictions["predictor"].isin(retraining) == chosen]
+        if part.empty:
+            continue
+        total = float(part["seconds"].sum())
+        lines.append(f"{part['predictor'].nunique()} predictors {label}: {total:.0f} predictor-s on {n_models} models "
+                     f"({total / n_models:.2f} s/model)")
+    return lines
+
+
 def predict(
     zoo_root: str | Path,
     refs: list[PredictorRef],

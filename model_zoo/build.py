@@ -234,7 +234,7 @@ def _store_model(data: Any, mc: ModelConfig, index: int, layout: ZooLayout, subs
 # ---------------------------------------------------------------------------------------------
 # populations: which models train together (a deterministic function of the spec)
 
-VECTORISED_ARCHITECTURES: tuple[str, ...] = ("mlp", "cnn", "bow_mlp", "m5", "spec_cnn", "text_cnn")
+VECTORISED_ARCHITECTURES: tuple[str, ...] = ("mlp", "cnn", "bow_mlp", "m5", "spec_cnn", "spec_mlp", "text_cnn")
 """Architectures model_zoo.population trains as populations (others train alone)."""
 
 DEFAULT_POPULATION_SIZE = 16

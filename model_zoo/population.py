@@ -49,7 +49,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model_zoo.architectures import M5, SpecCNN, TextCNN, TfidfBag, build_model
+from model_zoo.architectures import M5, SpecCNN, StandardisedSpectrogram, TextCNN, TfidfBag, build_model
 from model_zoo.axes import TrainConfig
 from model_zoo.build import VECTORISED_ARCHITECTURES, population_key
 from model_zoo.data.base import TaskInfo
@@ -187,10 +187,12 @@ def _lower(module: nn.Module, prefix: str = "") -> list[_Op]:
         return [_Op("maxpool", module)]
     if isinstance(module, TfidfBag):
         return [_Op("tfidf", module)]
+    if isinstance(module, StandardisedSpectrogram):
+        return [_Op("front", module)]
     raise NotVectorisable(f"no population op for module {type(module).__name__} ({prefix.rstrip('.') or 'root'})")
 
 
-_FEATURE_OPS = ("conv", "maxpool", "spectrogram", "embedding", "transpose_last")
+_FEATURE_OPS = ("conv", "maxpool", "spectrogram", "front", "embedding", "transpose_last")
 _TO_VECTOR = ("flatten", "mean_last", "amax_last")
 
 
@@ -231,6 +233,18 @@ class _Program:
         if used != set(self.names):
             raise NotVectorisable(f"parameters {sorted(set(self.names) - used)} are not used by the program")
         self.has_dropout = any(op.kind == "dropout" for op in self.ops)
+
+    def pop_front_end(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """Remove the program's leading parameter-free front end and return it (None: there is none)."""
+        if self.member_ops and self.member_ops[0].kind in ("spectrogram", "front"):
+            op, self.member_ops = self.member_ops[0], self.member_ops[1:]
+            if [o.kind for o in self.member_ops] == ["flatten"]:  # an MLP on the features: stacked throughout
+                self.member_ops, self.ops = [], [*self.member_ops, *self.ops]
+            return lambda x: self._member_op(op, [], x)
+        if not self.member_ops and self.ops and self.ops[0].kind == "tfidf":
+            op, self.ops = self.ops[0], self.ops[1:]
+            return op.module
+        return None
 
     def leaves(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-parameter ``[P, *shape]`` views of the rows of ``flat`` that require grad."""
@@ -302,6 +316,8 @@ class _Program:
         if kind == "maxpool":
             pool = F.max_pool2d if isinstance(m, nn.MaxPool2d) else F.max_pool1d
             return pool(h, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
+        if kind == "front":  # a parameter-free module on one member's batch
+            return m(h)
         if kind == "spectrogram":  # SpecCNN.forward's standardisation
             spec = m(h)
             mean = spec.mean(dim=(-2, -1), keepdim=True)
@@ -519,10 +535,30 @@ class _Population:
         self.exp_avg_sq = torch.zeros_like(self.flat)
         self.rows = torch.stack(rows).to(device)  # [P, n] pool rows of each member's train set
         self.labels = torch.stack(ys).to(device)  # [P, n]
+        if not any(m.aug_gen is not None for m in members):
+            self._cache_front_end()
         self.perm: torch.Tensor | None = None  # [P, n] this epoch's order
         self.steps = 0
         self.example_bytes = self._example_activation_bytes()
         self._sort()
+
+    def _cache_front_end(self) -> None:
+        """Run the model's parameter-free front end (TF-IDF, standardised spectrogram) once per pool row.
+
+        The front end acts on each example alone and gives the same bits whatever the batch
+        (measured for every batch size from 1 to the whole pool, and asserted member by member by
+        the equivalence tests), so computing it once for the rows the members use, instead of at
+        every step and every convergence check, changes no number. The pool becomes those
+        features and ``rows`` index into them. Not with augmentation (it acts on raw inputs).
+        """
+        front = self.program.pop_front_end()
+        if front is None:
+            return
+        used, local = torch.unique(self.rows, sorted=True, return_inverse=True)
+        with torch.no_grad():
+            feats = [front(self.x_pool.index_select(0, used[a : a + EVAL_CHUNK])) for a in range(0, len(used), EVAL_CHUNK)]
+        self.x_pool = torch.cat(feats)
+        self.rows = local.reshape(self.rows.shape)
 
     # -- bookkeeping ------------------------------------------------------------------------
 

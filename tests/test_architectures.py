@@ -59,7 +59,7 @@ def test_forward_gives_logits(name):
     assert ARCHITECTURES[name].doc
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "m5", "spec_cnn", "bow_mlp", "text_cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "m5", "spec_cnn", "spec_mlp", "bow_mlp", "text_cnn"])
 def test_default_architectures_are_small_and_seeded(name):
     info = INFOS[ARCHITECTURES[name].modality]
     torch.manual_seed(1)

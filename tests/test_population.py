@@ -40,6 +40,7 @@ ARCHITECTURES = {
     "cnn": ("fashion_mnist", dict(width=4, depth=2, batch_size=8, train_size=30, max_steps=40, target_ce=1.5)),
     "bow_mlp": ("newsgroups", dict(width=8, depth=1, batch_size=8, train_size=30, max_steps=60, target_ce=1.5)),
     "spec_cnn": ("fsdd", dict(width=4, depth=1, batch_size=8, train_size=20, max_steps=24, target_ce=1.9)),
+    "spec_mlp": ("fsdd", dict(width=8, depth=1, batch_size=8, train_size=20, max_steps=40, target_ce=1.5)),
     "m5": ("fsdd", dict(width=4, depth=1, batch_size=5, train_size=12, max_steps=12, target_ce=2.1)),
     "text_cnn": ("newsgroups", dict(width=8, depth=1, batch_size=6, train_size=14, max_steps=16, target_ce=2.1)),
 }
@@ -82,8 +83,14 @@ for arch, (task, fields) in spec["architectures"].items():
     alone = [train_model(c, data.info, data.x_train[s.indices], s.labels) for c, s in zip(cfgs, subsets)]
     together = train_population(cfgs, data.info, data.x_train, [s.indices for s in subsets],
                                 [s.labels for s in subsets])
+    # without augmentation the population runs a parameter-free front end once per pool row
+    plain = [i for i, c in enumerate(cfgs) if not c.augmentation]
+    cached = train_population([cfgs[i] for i in plain], data.info, data.x_train, [subsets[i].indices for i in plain],
+                              [subsets[i].labels for i in plain])
     out[arch] = {"alone": [digest(r) for r in alone],
                  "population": [digest(o.result) if o.result is not None else o.error for o in together],
+                 "without_augmentation": {str(i): digest(o.result) if o.result is not None else o.error
+                                          for i, o in zip(plain, cached)},
                  "status": [f"{r.status}@{r.steps_to_converge}" for r in alone]}
 print("RESULT " + json.dumps(out))
 """
@@ -111,6 +118,9 @@ def test_population_member_is_bit_identical_to_training_alone(equivalence, archi
     result = equivalence[architecture]
     differ = [i for i, (a, p) in enumerate(zip(result["alone"], result["population"], strict=True)) if a != p]
     assert not differ, f"{architecture}: members {differ} differ (alone: {result['status']}; {result['population']})"
+    # a population without augmentation (its front end, if any, cached per pool row) too
+    cached = result["without_augmentation"]
+    assert len(cached) == 2 and all(result["alone"][int(i)] == d for i, d in cached.items()), (architecture, cached)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from benchmark.predict import predict
+from benchmark.predict import cost_summary, predict
 from benchmark.sandbox import Isolation, ModelStager
 from model_zoo.executor import Job
 from model_zoo.zoo import Zoo
@@ -135,3 +135,16 @@ def test_stage_holds_one_models_public_files(micro_zoo, tmp_path):
     assert Zoo(stage).record(second).state_dict("final")
     with pytest.raises(KeyError, match="not in"):
         stager(Job("c", "lane", "fn", {"model_id": "no-such-model"}), stage)
+
+
+def test_cost_summary_reports_the_retraining_predictors_apart():
+    refs = registry.resolve_names(["effective_model_complexity", "weight_norm", "train_loss"])
+    rows = [("effective_model_complexity", "a", 4.0), ("effective_model_complexity", "b", 6.0),
+            ("weight_norm", "a", 0.5), ("weight_norm", "b", 0.5), ("train_loss", "a", 1.0), ("train_loss", "b", 2.0)]
+    predictions = pd.DataFrame(rows, columns=["predictor", "model_id", "seconds"])
+    lines = cost_summary(predictions, refs)
+    assert lines == [
+        "2 predictors reading the trained model: 4 predictor-s on 2 models (2.00 s/model)",
+        "1 predictors retraining (effective_model_complexity): 10 predictor-s on 2 models (5.00 s/model)",
+    ]
+    assert cost_summary(predictions.iloc[:0], refs) == []
