@@ -104,35 +104,45 @@ def bench_scoring(quick: bool) -> dict:
     return {"name": "score_task, 64 models, 5 axes, 200 bootstrap replicates", "seconds": round(t, 3)}
 
 
-def bench_runner(quick: bool) -> dict:
+def bench_runner(quick: bool, zoo=None) -> dict:
     """Per-job overhead: persistent workers (ours) vs a fresh process per job.
 
-    Needs a built micro zoo (``gapbench zoo build micro``); runs the cheapest predictor
-    (parameter_count) through the worker pool and compares with the start-up cost of a
-    fresh interpreter that imports what a worker imports.
+    Runs the cheapest predictor (parameter_count) over ``zoo`` (default: the micro zoo at
+    ``zoos/micro``, built first when missing) through the predict stage's worker pool, sandboxed when bubblewrap
+    works, and compares with the start-up cost of a fresh interpreter that imports what a
+    worker imports.
     """
     import subprocess
     import sys
     import tempfile
     from pathlib import Path
 
-    from benchmark import runner
+    from benchmark.predict import predict
+    from benchmark.sandbox import Isolation, SandboxUnavailable, check_sandbox
+    from model_zoo.build import build_zoo
     from model_zoo.paths import zoos_dir
-    from predictors.registry import resolve
+    from predictors.registry import resolve_names
 
-    zoo = zoos_dir() / "micro"
-    if not (zoo / "public").is_dir():
-        return {"name": "runner per-job overhead", "skipped": f"no micro zoo at {zoo} (gapbench zoo build micro)"}
+    if zoo is None:
+        zoo = zoos_dir() / "micro"
+        build_zoo("micro", zoo, workers=2, progress=False)  # idempotent: a no-op when built
+    try:
+        check_sandbox()
+        isolation = Isolation(sandbox=True)
+    except SandboxUnavailable:
+        isolation = Isolation(sandbox=False)
     n = 2 if quick else 4
     t = time.perf_counter()
     for _ in range(n):
         subprocess.run([sys.executable, "-c", "import torch, pandas, model_zoo.zoo, predictors.registry"], check=True)
     fresh = (time.perf_counter() - t) / n
     with tempfile.TemporaryDirectory() as tmp:
-        report = runner.evaluate(zoo, resolve(["parameter_count"]), results_dir=Path(tmp), workers=1, progress=False)
+        report = predict(zoo, resolve_names(["parameter_count"]), results_dir=Path(tmp), workers=1, isolation=isolation,
+                         progress=False)
     per_job = report.seconds / max(report.computed, 1)
     return {
-        "name": "runner per-job cost (parameter_count on the micro zoo, 1 worker, start-up included)",
+        "name": f"predict per-job cost (parameter_count on the micro zoo, 1 worker, start-up included, "
+                f"sandboxed: {isolation.sandbox})",
         "persistent_worker_per_job_s": round(per_job, 3),
         "fresh_process_per_job_s": round(fresh, 3),
         "ratio_fresh_over_persistent": round(fresh / per_job, 1),
@@ -202,16 +212,35 @@ def _zoo_files(root) -> str:
     return files.to_json() + answers.to_json()
 
 
-def bench_population(quick: bool) -> dict:
-    """Population training vs the plain loop per architecture, and a zoo built both ways."""
+def run_population_child(spec: dict) -> dict:
+    """`population_child` in a fresh process under the pinned numerics (as the zoo builder trains)."""
     import os
     import subprocess
     import sys
+    from pathlib import Path
+
+    from model_zoo.determinism import training_env
+
+    repo = Path(__file__).resolve().parents[1]
+    env = training_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    code = ("import json, sys\nfrom model_zoo.determinism import pin\npin()\n"
+            "from benchmark.bench import population_child\n"
+            "print('RESULT ' + json.dumps(population_child(json.loads(sys.argv[1]))))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], env=env, cwd=repo, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(" ".join(proc.stderr.strip().splitlines()[-1:]))
+    return json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1][len("RESULT "):])
+
+
+def bench_population(quick: bool) -> dict:
+    """Population training vs the plain loop per architecture, and a zoo built both ways."""
+    import os
     import tempfile
     from pathlib import Path
 
     from model_zoo.build import DEFAULT_POPULATION_SIZE, build_zoo
-    from model_zoo.determinism import training_env
 
     repo = Path(__file__).resolve().parents[1]
     if not os.environ.get("GAPBENCH_DATA_MIRROR") and (repo.parent / "shared" / "data").is_dir():
@@ -221,16 +250,10 @@ def bench_population(quick: bool) -> dict:
     spec = {"members": members, "repeats": 1 if quick else 2,
             "steps": {k: (120 if arch in MLP_LIKE else 12) * scale for k, (_, arch, _) in POPULATION_CASES.items()},
             "window": {k: (40 if arch in MLP_LIKE else 4) * scale for k, (_, arch, _) in POPULATION_CASES.items()}}
-    env = training_env()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
-    code = ("import json, sys\nfrom model_zoo.determinism import pin\npin()\n"
-            "from benchmark.bench import population_child\n"
-            "print('RESULT ' + json.dumps(population_child(json.loads(sys.argv[1]))))")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], env=env, cwd=repo, capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        return {"name": "population training", "failed": proc.stderr.strip().splitlines()[-1:]}
-    steps = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1][len("RESULT "):])
+    try:
+        steps = run_population_child(spec)
+    except RuntimeError as err:
+        return {"name": "population training", "failed": str(err)}
     result = {"name": f"population training ({members} members, pinned numerics, model-steps/s)", **{
         arch: f"plain {r['plain_model_steps_per_s']} / population {r['population_model_steps_per_s']}: "
               f"x{r['ratio']} (same weights: {r['same_weights']})" for arch, r in steps.items()},
@@ -251,8 +274,16 @@ def bench_population(quick: bool) -> dict:
     return result
 
 
-def _predictor_seconds(zoo_root, results_dir) -> dict[str, float]:
-    """Median seconds per model of every registered predictor on 2 models per task of a zoo (in the worker)."""
+def _predictor_seconds(zoo_root, results_dir, per_task: int = 2) -> dict[str, float]:
+    """Median seconds per model of every registered predictor on ``per_task`` models per task of a zoo."""
+    frame = _predictor_timings(zoo_root, results_dir, per_task)
+    seconds = frame.groupby("predictor")["seconds"].median().sort_values(ascending=False)
+    return {"models": int(frame["model_id"].nunique()), "sandboxed": bool(frame.attrs["sandboxed"]),
+            "total_median": round(float(seconds.sum()), 3), **{name: round(float(v), 4) for name, v in seconds.items()}}
+
+
+def _predictor_timings(zoo_root, results_dir, per_task: int):
+    """Every registered predictor on ``per_task`` converged models per task, spread over the grid (sandboxed if possible)."""
     from benchmark.predict import predict
     from benchmark.sandbox import Isolation, SandboxUnavailable, check_sandbox
     from model_zoo.zoo import Zoo
@@ -260,7 +291,11 @@ def _predictor_seconds(zoo_root, results_dir) -> dict[str, float]:
     from predictors.registry import resolve_names
 
     zoo = Zoo(zoo_root)
-    ids = [mid for task in zoo.tasks for mid in zoo.model_ids(task=task, status="converged")[:2]]
+    ids = []
+    for task in zoo.tasks:  # spread over the build order, which follows the grid
+        converged = zoo.model_ids(task=task, status="converged")
+        picks = np.unique(np.linspace(0, len(converged) - 1, per_task).round().astype(int)) if converged else []
+        ids += [converged[i] for i in picks]
     try:
         check_sandbox()
         sandbox = True
@@ -269,9 +304,47 @@ def _predictor_seconds(zoo_root, results_dir) -> dict[str, float]:
     report = predict(zoo_root, resolve_names(), results_dir=results_dir, workers=2,
                      budget_seconds=DEFAULT_BUDGET_SECONDS, isolation=Isolation(sandbox=sandbox, memory_mb=4096),
                      model_ids=ids, progress=False)
-    seconds = report.predictions.groupby("predictor")["seconds"].median().sort_values(ascending=False)
-    return {"models": len(ids), "sandboxed": sandbox, "total_median": round(float(seconds.sum()), 3),
-            **{name: round(float(v), 4) for name, v in seconds.items()}}
+    frame = report.predictions.copy()
+    frame["task"] = frame["model_id"].map({mid: task for task in zoo.tasks for mid in zoo.model_ids(task=task)})
+    frame.attrs["sandboxed"] = sandbox
+    return frame
+
+
+def bench_predictors_on(zoo_root, per_task: int) -> dict:
+    """Predictor seconds per model on a sample of a built zoo, extrapolated to the whole zoo.
+
+    Each task's cost is the sum over predictors of the median seconds per model on its sample,
+    times the task's number of converged models; the predictors that retrain a model (they
+    declare ``retrain``) are reported apart, as ``gapbench evaluate`` does.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from model_zoo.zoo import Zoo
+    from predictors.registry import resolve_names
+
+    zoo = Zoo(zoo_root)
+    retraining = {ref.name for ref in resolve_names() if "retrain" in ref.meta.requires}
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = _predictor_timings(Path(zoo_root), Path(tmp) / "results", per_task)
+    result = {"name": f"predictor seconds per model on {zoo_root} ({per_task} models per task, "
+                      f"sandboxed: {frame.attrs['sandboxed']})"}
+    totals = {"reading": 0.0, "retraining": 0.0}
+    for task, rows in frame.groupby("task"):
+        medians = rows.groupby("predictor")["seconds"].median()
+        n = len(zoo.model_ids(task=task, status="converged"))
+        split = {"reading": float(medians[~medians.index.isin(retraining)].sum()),
+                 "retraining": float(medians[medians.index.isin(retraining)].sum())}
+        for kind, value in split.items():
+            totals[kind] += value * n
+        slowest = medians.sort_values(ascending=False).head(4)
+        result[task] = (f"{n} models: {split['reading']:.2f} s/model reading the trained model, "
+                        f"{split['retraining']:.2f} s/model retraining; slowest "
+                        + ", ".join(f"{k} {v:.2f}" for k, v in slowest.items()))
+    result["whole zoo"] = (f"{totals['reading']:.0f} predictor-s reading + {totals['retraining']:.0f} retraining = "
+                           f"{(totals['reading'] + totals['retraining']) / 2 / 60:.0f} min on 2 workers "
+                           f"({totals['reading'] / 2 / 60:.0f} min without the retraining predictors)")
+    return result
 
 
 def _write(results: list[dict]) -> None:
@@ -286,9 +359,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--predictors-on", metavar="ZOO_DIR",
+                        help="only: every predictor's seconds per model on a sample of this built zoo, extrapolated")
+    parser.add_argument("--per-task", type=int, default=3, help="with --predictors-on: models sampled per task")
     args = parser.parse_args(argv)
-    benches = (bench_projection, bench_mst, bench_scoring, bench_runner, bench_population)
-    results = [bench(args.quick) for bench in benches]
+    if args.predictors_on:
+        results = [bench_predictors_on(args.predictors_on, args.per_task)]
+    else:
+        benches = (bench_projection, bench_mst, bench_scoring, bench_runner, bench_population)
+        results = [bench(args.quick) for bench in benches]
     _write(results)
     if args.json:
         print(json.dumps(results, indent=2))
