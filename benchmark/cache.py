@@ -1,6 +1,6 @@
 """The prediction cache: what was computed, keyed by everything that can change a number.
 
-One parquet file per (predictor name, version, code hash, seed) under
+One parquet file per (predictor name, version, code hash, seed, `NUMERICS`) under
 ``<results>/<zoo_id>/cache/<zoo content hash>/<sandboxed|unsandboxed>/``, one row per model, with a ``.sha256`` file
 beside it. A second run recomputes nothing; adding a predictor computes only that predictor;
 a rebuilt zoo whose files differ (another content hash) starts a fresh cache, and predictions
@@ -22,7 +22,12 @@ import pandas as pd
 from benchmark.tables import PREDICTIONS, TableError
 from predictors.registry import PredictorRef
 
-__all__ = ["PredictionCache"]
+__all__ = ["NUMERICS", "PredictionCache"]
+
+NUMERICS = "pinned1"
+"""How predictor workers compute (bump when that changes a number): ``pinned1``, the training
+workers' pinned numerics (`model_zoo.determinism`); predictions cached before it (one thread,
+the CPU's own kernels) are recomputed."""
 
 
 class PredictionCache:
@@ -36,7 +41,7 @@ class PredictionCache:
         self.dir = Path(results_dir) / zoo_id / "cache" / content_hash[:16] / ("sandboxed" if sandboxed else "unsandboxed")
 
     def path(self, ref: PredictorRef, seed: int) -> Path:
-        return self.dir / f"{ref.name}__{ref.version}__{ref.code_hash}__seed{seed}.parquet"
+        return self.dir / f"{ref.name}__{ref.version}__{ref.code_hash}__seed{seed}__{NUMERICS}.parquet"
 
     def exists(self, ref: PredictorRef, seed: int) -> bool:
         return self.path(ref, seed).is_file()

@@ -211,10 +211,15 @@ def _flush(cache, by_key, seed, frames, new_rows, no_cache) -> None:
 
 
 def worker_init(*, ref: dict[str, Any], memory_mb: float | None, file: str | None, stage: str) -> dict[str, Any]:
-    """Load the predictor (from the registry, or its submitted file) and cap this process's memory."""
-    import torch
+    """Pin the numerics, load the predictor (from the registry, or its submitted file), cap the memory.
 
-    torch.set_num_threads(1)
+    The numerics are the training workers' (`model_zoo.determinism.pin`: one thread, ATen AVX2
+    kernels, oneDNN and NNPACK off, deterministic algorithms; the launcher set `PINNED_ENV`), so a
+    score is the same number on every x86-64 machine, not only on the one that computed it.
+    """
+    from model_zoo.determinism import pin
+
+    pin()
     from predictors import registry
 
     pref = PredictorRef.from_dict(ref)

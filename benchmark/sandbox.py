@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_zoo import store
+from model_zoo.determinism import PINNED_ENV
 from model_zoo.executor import Job, WorkerCommand, python_worker_argv
 from model_zoo.store import ZooLayout
 
@@ -64,13 +65,13 @@ _SYSTEM_TRY = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc
                "/sys/devices/system/cpu")
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
-# Environment a predictor worker starts with (nothing else of the parent's environment).
+# Environment a predictor worker starts with (nothing else of the parent's environment): the
+# training workers' pinned numerics (one thread, ATen AVX2 kernels, MKL CNR; the worker calls
+# `pin()` too), so a predictor's number does not depend on the CPU's instruction set.
 _WORKER_ENV = {
+    **PINNED_ENV,
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",  # a job's output reaches its log before its result
     "MPLBACKEND": "Agg",

@@ -10,7 +10,11 @@ from predictors.api import predictor
 
 ALLOWED_ENV = {"PATH", "LANG", "HOME", "TMPDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "MPLBACKEND", "USER", "LOGNAME", "PYTHONNOUSERSITE",
-               "PYTHONPATH", "PWD"}
+               "PYTHONPATH", "PWD",
+               # the pinned numerics (model_zoo.determinism.PINNED_ENV): settings, no secrets
+               "MKL_DYNAMIC", "OMP_DYNAMIC", "MKL_CBWR", "ATEN_CPU_CAPABILITY",
+               # set by torch.use_deterministic_algorithms(True) itself (a path under the private /tmp)
+               "TORCHINDUCTOR_CACHE_DIR"}
 CHECKS = ("project_root", "foreign_process", "network", "environment", "home_of_user", "privileges",
           "host_tmp", "parent_cmdline")
 
