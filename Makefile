@@ -23,14 +23,15 @@ help:
 	@echo "make bench                         speed benchmarks (ratios measured in one run)"
 
 # The runtime (make evaluate) and, for make test, the test tools on top (Ray, moto, ruff, ...).
-$(BIN)/.installed: pyproject.toml
+# constraints.txt pins the versions a zoo's hashed metadata records (same spec + code = same bytes).
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 venv: $(BIN)/.installed
