@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -104,6 +106,17 @@ def bench_scoring(quick: bool) -> dict:
     return {"name": "score_task, 64 models, 5 axes, 200 bootstrap replicates", "seconds": round(t, 3)}
 
 
+def _sandbox_works() -> bool:
+    """Whether predictor workers can run in bubblewrap here (benchmarks then time them sandboxed)."""
+    from benchmark.sandbox import SandboxUnavailable, check_sandbox
+
+    try:
+        check_sandbox()
+    except SandboxUnavailable:
+        return False
+    return True
+
+
 def bench_runner(quick: bool, zoo=None) -> dict:
     """Per-job overhead: persistent workers (ours) vs a fresh process per job.
 
@@ -118,7 +131,7 @@ def bench_runner(quick: bool, zoo=None) -> dict:
     from pathlib import Path
 
     from benchmark.predict import predict
-    from benchmark.sandbox import Isolation, SandboxUnavailable, check_sandbox
+    from benchmark.sandbox import Isolation
     from model_zoo.build import build_zoo
     from model_zoo.paths import zoos_dir
     from predictors.registry import resolve_names
@@ -126,11 +139,7 @@ def bench_runner(quick: bool, zoo=None) -> dict:
     if zoo is None:
         zoo = zoos_dir() / "micro"
         build_zoo("micro", zoo, workers=2, progress=False)  # idempotent: a no-op when built
-    try:
-        check_sandbox()
-        isolation = Isolation(sandbox=True)
-    except SandboxUnavailable:
-        isolation = Isolation(sandbox=False)
+    isolation = Isolation(sandbox=_sandbox_works())
     n = 2 if quick else 4
     t = time.perf_counter()
     for _ in range(n):
@@ -236,15 +245,11 @@ def run_population_child(spec: dict) -> dict:
 
 def bench_population(quick: bool) -> dict:
     """Population training vs the plain loop per architecture, and a zoo built both ways."""
-    import os
     import tempfile
     from pathlib import Path
 
     from model_zoo.build import DEFAULT_POPULATION_SIZE, build_zoo
 
-    repo = Path(__file__).resolve().parents[1]
-    if not os.environ.get("GAPBENCH_DATA_MIRROR") and (repo.parent / "shared" / "data").is_dir():
-        os.environ["GAPBENCH_DATA_MIRROR"] = str(repo.parent / "shared" / "data")  # as the Makefile does
     members = 8 if quick else DEFAULT_POPULATION_SIZE
     scale = 1 if quick else 2  # steps before the window and window steps, 3 : 1 as in a zoo (e.g. 3k + 1k)
     spec = {"members": members, "repeats": 1 if quick else 2,
@@ -285,7 +290,7 @@ def _predictor_seconds(zoo_root, results_dir, per_task: int = 2) -> dict[str, fl
 def _predictor_timings(zoo_root, results_dir, per_task: int):
     """Every registered predictor on ``per_task`` converged models per task, spread over the grid (sandboxed if possible)."""
     from benchmark.predict import predict
-    from benchmark.sandbox import Isolation, SandboxUnavailable, check_sandbox
+    from benchmark.sandbox import Isolation
     from model_zoo.zoo import Zoo
     from predictors.api import DEFAULT_BUDGET_SECONDS
     from predictors.registry import resolve_names
@@ -296,11 +301,7 @@ def _predictor_timings(zoo_root, results_dir, per_task: int):
         converged = zoo.model_ids(task=task, status="converged")
         picks = np.unique(np.linspace(0, len(converged) - 1, per_task).round().astype(int)) if converged else []
         ids += [converged[i] for i in picks]
-    try:
-        check_sandbox()
-        sandbox = True
-    except SandboxUnavailable:
-        sandbox = False
+    sandbox = _sandbox_works()
     report = predict(zoo_root, resolve_names(), results_dir=results_dir, workers=2,
                      budget_seconds=DEFAULT_BUDGET_SECONDS, isolation=Isolation(sandbox=sandbox, memory_mb=4096),
                      model_ids=ids, progress=False)
@@ -320,11 +321,12 @@ def bench_predictors_on(zoo_root, per_task: int) -> dict:
     import tempfile
     from pathlib import Path
 
+    from benchmark.predict import retraining_predictors
     from model_zoo.zoo import Zoo
     from predictors.registry import resolve_names
 
     zoo = Zoo(zoo_root)
-    retraining = {ref.name for ref in resolve_names() if "retrain" in ref.meta.requires}
+    retraining = retraining_predictors(resolve_names())
     with tempfile.TemporaryDirectory() as tmp:
         frame = _predictor_timings(Path(zoo_root), Path(tmp) / "results", per_task)
     result = {"name": f"predictor seconds per model on {zoo_root} ({per_task} models per task, "
@@ -363,6 +365,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="only: every predictor's seconds per model on a sample of this built zoo, extrapolated")
     parser.add_argument("--per-task", type=int, default=3, help="with --predictors-on: models sampled per task")
     args = parser.parse_args(argv)
+    repo = Path(__file__).resolve().parents[1]
+    if not os.environ.get("GAPBENCH_DATA_MIRROR") and (repo.parent / "shared" / "data").is_dir():
+        os.environ["GAPBENCH_DATA_MIRROR"] = str(repo.parent / "shared" / "data")  # as the Makefile does
     if args.predictors_on:
         results = [bench_predictors_on(args.predictors_on, args.per_task)]
     else:

@@ -47,6 +47,11 @@ class PredictReport:
     logs: dict[str, str] = field(default_factory=dict)
 
 
+def retraining_predictors(refs: list[PredictorRef]) -> set[str]:
+    """Names of the predictors that retrain a model (``requires`` holds ``retrain``), costed apart."""
+    return {r.name for r in refs if "retrain" in r.meta.requires}
+
+
 def cost_summary(predictions: pd.DataFrame, refs: list[PredictorRef]) -> list[str]:
     """Compute seconds of a predictions table, the predictors that retrain a model apart.
 
@@ -58,7 +63,7 @@ def cost_summary(predictions: pd.DataFrame, refs: list[PredictorRef]) -> list[st
     """
     if predictions.empty:
         return []
-    retraining = {r.name for r in refs if "retrain" in r.meta.requires}
+    retraining = retraining_predictors(refs)
     n_models = predictions["model_id"].nunique()
     lines = []
     for label, chosen in (("reading the trained model", False), ("retraining (" + ", ".join(sorted(retraining)) + ")",
