@@ -26,7 +26,7 @@ from benchmark.cache import PredictionCache
 from benchmark.sandbox import Isolation, ModelStager
 from benchmark.tables import PREDICTIONS
 from model_zoo.executor import Executor, Job, Lane, LocalExecutor
-from predictors.api import DEFAULT_BUDGET_SECONDS
+from predictors.api import DEFAULT_BUDGET_SECONDS, staged_files
 from predictors.registry import PredictorRef
 
 DEFAULT_MEMORY_MB = 6144.0
@@ -195,7 +195,8 @@ def _lane(ref: PredictorRef, zoo_root: str | Path, isolation: Isolation) -> Lane
                  "file": isolation.file_path(ref.location) if ref.source == "file" else None}
     return Lane(ref.key, init="benchmark.predict:worker_init", init_args=init_args, launcher=launcher,
                 max_workers=1, memory_mb=isolation.memory_mb, stage=True,
-                on_dispatch=ModelStager(zoo_root, link_data=not isolation.sandbox))
+                on_dispatch=ModelStager(zoo_root, link_data=not isolation.sandbox,
+                                        files=staged_files(ref.meta.requires)))
 
 
 def _flush(cache, by_key, seed, frames, new_rows, no_cache) -> None:

@@ -281,16 +281,28 @@ class ModelStager:
 
     The stage holds ``zoo.json``, a one-row ``manifest.parquet``, ``models/<model_id>/`` (copies,
     never links) and ``data/`` (the task pools: a read-only bind in the sandbox, a symlink
-    without it). Whatever the previous job's model was, it is removed first. The zoo may be a
+    without it). Whatever the previous job's model was, it is removed first. ``files``: the
+    model files to stage (default all of ``store.MODEL_FILES``; a predictor's lane passes
+    ``predictors.api.staged_files(requires)``, so a predictor that does not declare the
+    trajectory never has it on its disk); the one-row manifest keeps the hashes of those
+    files only. The zoo may be a
     local folder or an fsspec URL (model_zoo.store): then the pools are fetched once per machine
     into :attr:`data_dir`, a local folder (checked against the hashes in zoo.json), and each
     model's files are read from the URL.
     """
 
-    def __init__(self, zoo_root: str | os.PathLike[str], *, link_data: bool):
+    def __init__(self, zoo_root: str | os.PathLike[str], *, link_data: bool,
+                 files: tuple[str, ...] = store.MODEL_FILES):
+        unknown = sorted(set(files) - set(store.MODEL_FILES))
+        if unknown or "config.json" not in files:
+            raise ValueError(f"ModelStager: files must include config.json and be among {store.MODEL_FILES}, "
+                             f"got {files}")
         self.layout = ZooLayout.at(zoo_root)
         self.link_data = link_data
-        self.manifest = store.read_parquet(self.layout.manifest)
+        self.files = tuple(files)
+        manifest = store.read_parquet(self.layout.manifest)
+        dropped = [f"sha256.{name}" for name in store.MODEL_FILES if name not in self.files]
+        self.manifest = manifest.drop(columns=[c for c in dropped if c in manifest.columns])
         self._rows = {mid: i for i, mid in enumerate(self.manifest["model_id"])}
         self._zoo_json = self.layout.zoo_json.read_bytes()
         self._data = json.loads(self._zoo_json).get("data", {})
@@ -334,7 +346,7 @@ class ModelStager:
         target = models / model_id
         target.mkdir(parents=True)
         source = self.layout.model_dir(model_id)
-        for name in store.MODEL_FILES:
+        for name in self.files:
             if self.layout.remote:
                 (target / name).write_bytes((source / name).read_bytes())
             else:

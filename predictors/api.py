@@ -33,8 +33,26 @@ DEFAULT_BUDGET_SECONDS = 300.0
 
 Requirement = Literal["weights", "init", "train_data", "trajectory", "retrain", "hparams"]
 REQUIREMENTS: tuple[str, ...] = ("weights", "init", "train_data", "trajectory", "retrain", "hparams")
+REQUIREMENT_FILES: dict[str, tuple[str, ...]] = {
+    "weights": ("final.safetensors",),
+    "init": ("init.safetensors",),
+    "trajectory": ("trajectory.safetensors",),
+    "train_data": (),  # config.json (train indices, noisy labels) and the task pool
+    "retrain": (),  # config.json (the recipe) and the task pool
+    "hparams": (),  # config.json
+}
+"""The model files (``model_zoo.store.MODEL_FILES``) each requirement reads besides ``config.json``,
+which every Subject reads; a predictor's worker is given only the files its ``requires`` names."""
 Kind = Literal["predictor", "baseline"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def staged_files(requires: tuple[str, ...]) -> tuple[str, ...]:
+    """The model files a predictor declaring ``requires`` may read: config.json plus its requirements'."""
+    unknown = sorted(set(requires) - set(REQUIREMENT_FILES))
+    if unknown:
+        raise ValueError(f"unknown requirement(s) {unknown}; expected some of {list(REQUIREMENTS)}")
+    return ("config.json", *sorted({f for r in requires for f in REQUIREMENT_FILES[r]}))
 
 
 class PredictorMeta(BaseModel):

@@ -13,11 +13,13 @@ import textwrap
 import pandas as pd
 import pytest
 
-from benchmark.predict import cost_summary, predict
+from benchmark.predict import _lane, cost_summary, predict
 from benchmark.sandbox import Isolation, ModelStager
 from model_zoo.executor import Job
-from model_zoo.zoo import Zoo
+from model_zoo.store import MODEL_FILES
+from model_zoo.zoo import Zoo, ZooIntegrityError
 from predictors import registry
+from predictors.api import Subject, staged_files
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +137,31 @@ def test_stage_holds_one_models_public_files(micro_zoo, tmp_path):
     assert Zoo(stage).record(second).state_dict("final")
     with pytest.raises(KeyError, match="not in"):
         stager(Job("c", "lane", "fn", {"model_id": "no-such-model"}), stage)
+
+
+def test_stage_holds_only_the_files_a_predictor_declares(micro_zoo, tmp_path):
+    mid = Zoo(micro_zoo).model_ids()[0]
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    ModelStager(micro_zoo, link_data=True, files=staged_files(("weights",)))(
+        Job("a", "lane", "fn", {"model_id": mid}), stage)
+    assert sorted(p.name for p in (stage / "models" / mid).iterdir()) == ["config.json", "final.safetensors"]
+    assert not any(c.startswith("sha256.") and not c.endswith(("config.json", "final.safetensors"))
+                   for c in pd.read_parquet(stage / "manifest.parquet").columns)
+    record = Zoo(stage).record(mid)  # the lazy check finds every file the stage's manifest names
+    assert Subject(record, requires=("weights",)).model("final") is not None
+    with pytest.raises((FileNotFoundError, ZooIntegrityError)):
+        record.trajectory()
+    # what each registered predictor's lane stages is exactly what it declares
+    assert staged_files(()) == ("config.json",)
+    assert set(staged_files(("weights", "init", "trajectory"))) == set(MODEL_FILES) - {"curve.json"}
+    for ref in registry.resolve_names():
+        lane = _lane(ref, micro_zoo, Isolation(sandbox=False))
+        assert lane.on_dispatch.files == staged_files(ref.meta.requires), ref.name
+    with pytest.raises(ValueError, match="unknown requirement"):
+        staged_files(("answers",))
+    with pytest.raises(ValueError, match="config.json"):
+        ModelStager(micro_zoo, link_data=False, files=("final.safetensors",))
 
 
 def test_cost_summary_reports_the_retraining_predictors_apart():
