@@ -7,7 +7,8 @@ from predictors.api import predictor
 MARKER = "gapbench-attack-marker"
 
 
-@predictor(version="1", family="attack", reference="tests/adversarial", requires=())
+# declares the weights: a predictor's stage holds only the model files its requires names
+@predictor(version="1", family="attack", reference="tests/adversarial", requires=("weights",))
 def attack_write(subject, *, seed=0):
     """How many of three writes got through: the staged weights, a file beside them, a file among the pools."""
     stage = Path(subject._record.zoo.path)
