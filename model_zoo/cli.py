@@ -112,19 +112,27 @@ def info(zoo: Annotated[str, typer.Argument(help="zoo directory or name under $G
 
 
 def _echo_variance_shares(manifest, answers) -> None:
-    """Per task, the share of the models' gap variance each varied axis explains (all models: a balanced grid)."""
+    """Per task, the share of the gap variance each varied axis explains, over the converged models.
+
+    Those are the models scoring ranks (a `not_converged` model's gap, e.g. of a diverged
+    network, is left out of every score); with every model converged the grid is balanced and
+    the shares, seeds and interactions add to 1.
+    """
     import pandas as pd
 
     from model_zoo.variance import main_effect_shares
 
-    typer.echo("gap variance explained by each axis (main effects over all models; model_zoo/variance.py):")
+    typer.echo("gap variance explained by each axis (main effects over the converged models, which scoring ranks; "
+               "model_zoo/variance.py):")
     frame = manifest.join(answers["gap"], on="model_id")
     for task, rows in frame.groupby("task", sort=True):
         axes = sorted({a for text in rows["axes"] for a in text.split(",") if a})
-        design = pd.DataFrame({"gap": rows["gap"], "config_id": rows["config_id"],
-                               **{a: rows[f"hp.{a}"] for a in axes}})
+        kept = rows[rows["status"] == "converged"]
+        design = pd.DataFrame({"gap": kept["gap"], "config_id": kept["config_id"],
+                               **{a: kept[f"hp.{a}"] for a in axes}})
         shares = main_effect_shares(design, axes)
-        typer.echo(f"  {task:<14} " + "  ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+        left_out = f"  ({len(rows) - len(kept)} not converged left out)" if len(kept) < len(rows) else ""
+        typer.echo(f"  {task:<14} " + "  ".join(f"{k} {v:.0%}" for k, v in shares.items()) + left_out)
 
 
 @app.command()

@@ -43,3 +43,17 @@ def test_shares_add_to_one_with_seed_noise_and_an_interaction():
 def test_constant_gaps_give_nan_not_a_division_error():
     frame = _grid({"lr": [0.0, 0.0]}, seeds=2, noise=0.0, rng=np.random.default_rng(0))
     assert all(np.isnan(v) for v in main_effect_shares(frame, ["lr"]).values())
+
+
+def test_zoo_info_shares_leave_out_models_that_did_not_converge(capsys):
+    from model_zoo.cli import _echo_variance_shares
+
+    frame = _grid({"lr": [-1.0, 1.0], "width": [-2.0, 2.0]}, seeds=2, noise=0.0, rng=np.random.default_rng(0))
+    frame["model_id"] = [f"m{i}" for i in range(len(frame))]
+    frame["task"], frame["status"], frame["axes"] = "t", "converged", "lr,width"
+    frame["hp.lr"], frame["hp.width"] = frame["lr"], frame["width"]
+    diverged = frame.iloc[[0]].assign(model_id="bad", status="not_converged", gap=80.0)
+    manifest = pd.concat([frame, diverged], ignore_index=True)
+    _echo_variance_shares(manifest.drop(columns="gap"), manifest.set_index("model_id")[["gap"]])
+    line = capsys.readouterr().out.splitlines()[1]
+    assert "lr 20%" in line and "width 80%" in line and "(1 not converged left out)" in line
