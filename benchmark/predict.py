@@ -193,8 +193,10 @@ def _lane(ref: PredictorRef, zoo_root: str | Path, isolation: Isolation) -> Lane
     launcher = isolation.launcher(files=files, data_dir=layout.public / "data")
     init_args = {"ref": ref.to_dict(), "memory_mb": isolation.memory_mb,
                  "file": isolation.file_path(ref.location) if ref.source == "file" else None}
+    # no cap on a lane's workers: once the cheap predictors are done, a slow one (effective model
+    # complexity retrains every model) takes every free slot instead of leaving them idle
     return Lane(ref.key, init="benchmark.predict:worker_init", init_args=init_args, launcher=launcher,
-                max_workers=1, memory_mb=isolation.memory_mb, stage=True,
+                max_workers=None, memory_mb=isolation.memory_mb, stage=True,
                 on_dispatch=ModelStager(zoo_root, link_data=not isolation.sandbox,
                                         files=staged_files(ref.meta.requires)))
 

@@ -22,6 +22,11 @@ def read_stage(ctx: dict, *, name: str) -> str:
         return f.read()
 
 
+def nap(ctx: dict, *, seconds: float) -> int:
+    time.sleep(seconds)
+    return ctx["pid"]
+
+
 def boom(ctx: dict) -> None:
     raise ValueError("boom")
 

@@ -32,6 +32,17 @@ def test_jobs_run_in_their_lane_with_its_context():
     assert out["a-0"].value["pid"] != out["b-0"].value["pid"]
 
 
+def test_an_uncapped_lane_takes_the_slot_a_finished_lane_frees():
+    # how predict runs a slow predictor (EMC) beside quick ones: once "quick" is done, "slow" gets both workers
+    jobs = [Job("q", "quick", "executor_jobs:echo", {"x": 0})]
+    jobs += [Job(f"s{i}", "slow", "executor_jobs:nap", {"seconds": 0.4}) for i in range(8)]
+    out = run([lane("quick"), lane("slow")], jobs, workers=2)
+    assert all(r.ok for r in out.values())
+    assert len({out[f"s{i}"].value for i in range(8)}) == 2
+    capped = run([lane("quick"), lane("slow", max_workers=1)], jobs, workers=2)
+    assert len({capped[f"s{i}"].value for i in range(8)}) == 1
+
+
 def test_failures_stay_with_their_job():
     jobs = [Job("boom", "a", "executor_jobs:boom"), Job("die", "a", "executor_jobs:die"),
             Job("slow", "a", "executor_jobs:sleep", {"seconds": 30}, timeout=1.0),
