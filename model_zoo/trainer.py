@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model_zoo.architectures import build_model, n_parameters
+from model_zoo.architectures import StandardisedSpectrogram, TfidfBag, build_model, n_parameters
 from model_zoo.axes import TrainConfig
 from model_zoo.data.base import TaskInfo
 from model_zoo.projection import WindowRecorder
@@ -202,6 +202,7 @@ def train_model(
         order_gen = torch.Generator().manual_seed(cfg.seed + _ORDER_STREAM)
         aug_gen = torch.Generator().manual_seed(cfg.seed + _AUG_STREAM)
         augment = _augmenter(info.modality) if cfg.augmentation else None
+        net, xt = (model, xt) if augment is not None else _features_once(model, xt)
         n = len(xt)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         eval_every = cfg.eval_every or steps_per_epoch
@@ -212,9 +213,9 @@ def train_model(
             xb, yb = xt[idx.to(device)], yt[idx.to(device)]
             if augment is not None:
                 xb = augment(xb, aug_gen)
-            model.train()
+            net.train()
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(net(xb), yb)
             loss.backward()
             opt.step()
             return float(loss.detach())
@@ -227,7 +228,7 @@ def train_model(
             steps += 1
             epoch_end = steps % steps_per_epoch == 0
             if steps % eval_every == 0 or epoch_end or steps == cfg.max_steps:
-                error, ce = evaluate(model, xt, yt)
+                error, ce = evaluate(net, xt, yt)
                 point = {"step": steps, "train_loss": ce, "train_error": error}
                 if epoch_end:
                     curve.append(point)
@@ -242,7 +243,7 @@ def train_model(
         window = None
         if cfg.window_steps:
             window_opt = window_optimizer(cfg, model, optimizer)
-            window = _record_window(cfg, model, lambda: step(window_opt), xt, yt, n_params)
+            window = _record_window(cfg, net, lambda: step(window_opt), xt, yt, n_params)
         steps += cfg.window_steps
         window_seconds = time.perf_counter() - window_started
         final_state = _cpu_state(model)
@@ -254,6 +255,29 @@ def train_model(
 
 
 # ----------------------------------------------------------------------------- internals
+
+_FRONT_ENDS = (StandardisedSpectrogram, TfidfBag)
+_FRONT_CHUNK = 1024
+
+
+def _features_once(model: nn.Module, xt: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """(the network after its front end, the training set's features) when the model starts with a
+    parameter-free front end (``spec_mlp``'s standardised spectrogram, ``bow_mlp``'s TF-IDF); else
+    ``(model, xt)``.
+
+    The front end acts on each example alone and gives the same bits whatever the batch (the
+    population trainer relies on the same fact, and the equivalence tests check it), so computing
+    it once instead of at every step, check and window probe changes no number; the rest of the
+    Sequential shares the model's parameters. Not with augmentation, which acts on raw inputs.
+    """
+    if not (isinstance(model, nn.Sequential) and isinstance(model[0], _FRONT_ENDS)
+            and not any(True for _ in model[0].parameters())):
+        return model, xt
+    front = model[0]
+    with torch.no_grad():
+        feats = torch.cat([front(xt[a : a + _FRONT_CHUNK]) for a in range(0, len(xt), _FRONT_CHUNK)])
+    return model[1:], feats
+
 
 
 def _record_window(cfg: TrainConfig, model: nn.Module, step: Callable[[], float], xt: torch.Tensor,

@@ -87,7 +87,19 @@ for arch, (task, fields) in spec["architectures"].items():
     plain = [i for i, c in enumerate(cfgs) if not c.augmentation]
     cached = train_population([cfgs[i] for i in plain], data.info, data.x_train, [subsets[i].indices for i in plain],
                               [subsets[i].labels for i in plain])
-    out[arch] = {"alone": [digest(r) for r in alone],
+    # train_model alone runs such a front end once too: the same bits as running it at every step
+    import model_zoo.trainer as trainer_module
+    from model_zoo.architectures import build_model
+    cached_once = trainer_module._features_once
+    trainer_module._features_once = lambda model, x: (model, x)
+    try:
+        every_step = {str(i): digest(train_model(cfgs[i], data.info, data.x_train[subsets[i].indices], subsets[i].labels))
+                      for i in plain}
+    finally:
+        trainer_module._features_once = cached_once
+    probe = build_model(arch, data.info, width=cfgs[0].width, depth=cfgs[0].depth, dropout=0.0)
+    front_once = cached_once(probe, torch.as_tensor(data.x_train[:3]))[0] is not probe
+    out[arch] = {"alone": [digest(r) for r in alone], "alone_front_every_step": every_step, "front_once": front_once,
                  "population": [digest(o.result) if o.result is not None else o.error for o in together],
                  "without_augmentation": {str(i): digest(o.result) if o.result is not None else o.error
                                           for i, o in zip(plain, cached)},
@@ -110,6 +122,15 @@ def _run(code: str, *args: str, env: dict[str, str] | None = None, timeout: floa
 def equivalence() -> dict:
     spec = {"architectures": ARCHITECTURES, "variants": VARIANTS, "protocol": PROTOCOL}
     return _run(EQUIVALENCE, json.dumps(spec))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_front_end_once_in_train_model_changes_no_number(equivalence, architecture):
+    result = equivalence[architecture]
+    assert result["front_once"] == (architecture in ("spec_mlp", "bow_mlp"))
+    for i, digest in result["alone_front_every_step"].items():
+        assert result["alone"][int(i)] == digest, f"{architecture}: member {i} differs with the front end per step"
 
 
 @pytest.mark.slow
