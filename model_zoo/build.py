@@ -427,11 +427,18 @@ def build_zoo(
                                 {"models": [configs[i].to_dict() for i in members], "indices": members, **paths}))
         bar = tqdm(total=len(configs), initial=report.n_skipped, desc=f"zoo {spec.name}", unit="model",
                    disable=not progress, dynamic_ncols=True)
+        earlier = float(zoo.get("build_seconds", 0.0))
+
+        def checkpoint() -> None:
+            """Record this sitting's time so far: a sitting killed by a signal keeps it in zoo.json."""
+            zoo["build_seconds"] = round(earlier + time.perf_counter() - started, 1)
+            store.atomic_write_json(layout.zoo_json, zoo)
         try:
             runner = executor or LocalExecutor(workers)
             lanes = {"train": lane or training_lane()}
             retry: list[int] = []
             for result in runner.run(lanes, jobs):
+                checkpoint()
                 if result.job.fn != "model_zoo.build:population_job":
                     _count_alone(report, result, bar)
                     continue
@@ -449,6 +456,7 @@ def build_zoo(
                     retry.append(d["index"])
             report.n_retried = len(retry)
             for result in runner.run(lanes, [_alone_job(configs, i, paths) for i in sorted(retry)]):
+                checkpoint()
                 _count_alone(report, result, bar)
         finally:
             bar.close()
@@ -456,7 +464,7 @@ def build_zoo(
             zoo["answers_sha256"] = store.rebuild_answers(layout, list(manifest["model_id"]))
             zoo["content_hash"] = store.content_hash(manifest, zoo["data"])
             report.seconds = time.perf_counter() - started
-            zoo["build_seconds"] = round(float(zoo.get("build_seconds", 0.0)) + report.seconds, 1)
+            zoo["build_seconds"] = round(earlier + report.seconds, 1)
             zoo["n_models"] = len(configs)
             store.atomic_write_json(layout.zoo_json, zoo)
     finally:

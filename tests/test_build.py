@@ -98,13 +98,17 @@ def test_resume_after_kill_9(tmp_path: Path):
     root = tmp_path / "zoo"
     models = root / "public" / "models"
     code = (f"from model_zoo.build import build_zoo; build_zoo({str(spec_path)!r}, {str(root)!r}, workers=1, "
-            "progress=False)")
+            "progress=False, population_size=1)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+    zoo_json = root / "public" / "zoo.json"
+    first_sitting = 0.0
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             done = [p for p in models.glob("*") if not p.name.startswith(".")] if models.is_dir() else []
-            if done:
+            # the killed sitting's time so far is in zoo.json once a model's result has come back
+            first_sitting = json.loads(zoo_json.read_text()).get("build_seconds", 0.0) if done else 0.0
+            if first_sitting > 0:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the build finished before it could be killed"
@@ -117,8 +121,11 @@ def test_resume_after_kill_9(tmp_path: Path):
     finished = store.finished_model_ids(layout)
     assert 1 <= len(finished) < 8
     before = {k: v for k, v in file_states(root).items() if k.split("/")[0] in finished}
+    assert json.loads(zoo_json.read_text())["build_seconds"] >= first_sitting > 0
     report = build_zoo(load_spec(spec_path), root, workers=1, progress=False)
     assert report.ok and report.n_skipped == len(finished) and report.n_trained == 8 - len(finished)
+    # build time counts both sittings: the killed one's (as recorded before the kill) and this one
+    assert json.loads(zoo_json.read_text())["build_seconds"] >= round(first_sitting + report.seconds, 1) - 0.1
     after = file_states(root)
     assert {k: after[k] for k in before} == before  # finished models were not retrained
     assert not list(root.rglob(f"{store.TMP_PREFIX}*"))
