@@ -685,3 +685,19 @@ def test_render_functions_agree_with_render_leaderboard(board, rendered):
     assert render_markdown(board) == (out / "README.md").read_text(encoding="utf-8")
     assert render_html(board) == (out / "index.html").read_text(encoding="utf-8")
     assert callable(render_figures)
+
+
+def test_zoo_size_says_how_many_converged_models_the_scores_rank(board, readme, index_html):
+    _, tables = fx.make_tables()
+    models = tables["models"]
+    for task, group in models.groupby("task"):
+        tb = board.task(str(task))
+        converged = int((group["status"] == "converged").sum())
+        assert (tb.zoo_size, tb.n_converged) == (len(group), converged)
+        if converged == len(group):
+            assert tb.size_text == f"{len(group)} models"
+        else:
+            assert tb.size_text == f"{len(group)} models, {converged} converged and scored"
+            assert f"Zoo size: {tb.size_text}." in readme and f"Zoo size: {tb.size_text}." in index_html
+    assert board.task("overall").n_converged == int((models["status"] == "converged").sum())
+    assert board.task("fashion_mnist").n_converged < board.task("fashion_mnist").zoo_size  # model 23

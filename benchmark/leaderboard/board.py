@@ -117,6 +117,14 @@ class TaskBoard:
     """Set when the held-out zoo was scored on this table."""
     drift_median: float
     """Median ``window_drift_share`` of the task's converged models (NaN when not recorded)."""
+    n_converged: int
+    """Converged models of the task (or all tasks): the ones the scores rank."""
+
+    @property
+    def size_text(self) -> str:
+        """``"288 models"``, or ``"288 models, 266 converged and scored"`` when some did not converge."""
+        text = f"{self.zoo_size} models"
+        return text if self.n_converged == self.zoo_size else f"{text}, {self.n_converged} converged and scored"
 
     def ranking_cell(self, row: Row) -> Cell:
         """The Psi cell that ranks ``row`` (held-out when the table is ranked by it)."""
@@ -336,8 +344,17 @@ def _cells(frame: pd.DataFrame) -> tuple[dict[str, dict[str, Cell]], dict[str, d
     return flat, per_axis
 
 
+def _converged(models: pd.DataFrame) -> dict[str, int]:
+    """Converged models per task and over all tasks (what scoring ranks)."""
+    ok = models[models["status"] == "converged"]
+    out = {str(t): int(n) for t, n in ok.groupby("task", sort=True).size().items()}
+    out[OVERALL] = int(len(ok))
+    return out
+
+
 def _task_board(task: str, target: str, scores: pd.DataFrame, infos: dict[str, PredictorInfo],
-                costs: dict, meta: BoardMeta, rank_by: str, drift: dict[str, float]) -> TaskBoard:
+                costs: dict, meta: BoardMeta, rank_by: str, drift: dict[str, float],
+                converged: dict[str, int]) -> TaskBoard:
     ts = scores[(scores["task"] == task) & (scores["target"] == target)]
     public, pub_axes = _cells(ts[ts["split"] == PUBLIC])
     heldout, _ = _cells(ts[ts["split"] == HELDOUT])
@@ -381,7 +398,7 @@ def _task_board(task: str, target: str, scores: pd.DataFrame, infos: dict[str, P
     axes = tuple(sorted({a for per in pub_axes.values() for a in per}))
     return TaskBoard(task=task, target=target, zoo_size=zoo_size, rows=tuple(rows), best_baseline=best, axes=axes,
                      psi_axis=pub_axes, ranked_by=ranked_by, has_heldout=has_heldout, agreement=agreement,
-                     drift_median=drift.get(task, math.nan))
+                     drift_median=drift.get(task, math.nan), n_converged=converged.get(task, 0))
 
 
 def build_board(meta: BoardMeta, tables: dict[str, pd.DataFrame], *, rank_by: str = "official") -> Board:
@@ -403,10 +420,11 @@ def build_board(meta: BoardMeta, tables: dict[str, pd.DataFrame], *, rank_by: st
     infos = _infos(scores, tables["runs"])
     costs = _costs(tables["predictions"])
     drift = _drift(tables["models"])
+    converged = _converged(tables["models"])
     public = scores[scores["split"] == PUBLIC]
     targets = order_targets(set(public["target"]))
     boards = {
-        target: tuple(_task_board(task, target, scores, infos, costs, meta, rank_by, drift)
+        target: tuple(_task_board(task, target, scores, infos, costs, meta, rank_by, drift, converged)
                       for task in _task_order(set(public.loc[public["target"] == target, "task"])))
         for target in targets
     }

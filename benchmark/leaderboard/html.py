@@ -119,7 +119,7 @@ def _task_section(board: Board, tb: TaskBoard) -> str:
     title = "Overall (all tasks)" if tb.task == OVERALL else f"Task <code>{_e(tb.task)}</code>"
     out = [f'<section id="{_e(slug(tb.target))}-{_e(slug(tb.task))}"><h3>{title}</h3>']
     psi = METRICS[RANK_METRIC]
-    note = f"Zoo size: {tb.zoo_size} models. Ranked by {_e(ranked_by_text(tb))}."
+    note = f"Zoo size: {tb.size_text}. Ranked by {_e(ranked_by_text(tb))}."
     if tb.best_baseline is not None:
         c = tb.ranking_cell(tb.row(tb.best_baseline))
         interval = psi.format(c.value) + (f" [{psi.format(c.low)}, {psi.format(c.high)}]"

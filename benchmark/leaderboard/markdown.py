@@ -74,7 +74,7 @@ def _rank(row: Row) -> str:
 
 
 def _table_note(tb: TaskBoard) -> str:
-    note = f"Zoo size: {tb.zoo_size} models. Ranked by {ranked_by_text(tb)}."
+    note = f"Zoo size: {tb.size_text}. Ranked by {ranked_by_text(tb)}."
     if tb.best_baseline is not None:
         best = tb.row(tb.best_baseline)
         note += f" Best baseline: {_code(tb.best_baseline)}, {METRICS[RANK_METRIC].short} " \

@@ -65,7 +65,7 @@ def render_terminal(results_dir: str | Path, *, highlight: list[str] | None = No
     if added:
         lines.append(f"(with the {added} published predictors of the board in {published}: same zoo content)")
     for tb in board.boards[target]:
-        lines.append(f"\n== {tb.task} (target: {target_label(target)}, {tb.zoo_size} models) ==")
+        lines.append(f"\n== {tb.task} (target: {target_label(target)}, {tb.size_text}) ==")
         heads = [METRICS[m].short for m in columns] + ([heldout_header()] if tb.has_heldout else [])
         lines.append(f" {'#':>3} {'predictor':{width}s} {'kind':9s}" + "".join(f" {h:>22s}" for h in heads)
                      + f" {METRICS['seconds_per_model'].short:>8s} {METRICS['failure_rate'].short:>6s}")
