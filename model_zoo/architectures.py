@@ -118,6 +118,21 @@ def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def parameter_free_front(model: nn.Module) -> nn.Module | None:
+    """The parameter-free front end a Sequential model starts with (``spec_mlp``'s standardised
+    spectrogram, ``bow_mlp``'s TF-IDF), else None.
+
+    It acts on each example alone and gives the same bits whatever the batch (measured for every
+    batch from 1 to a whole training set; the equivalence tests assert it model by model), so the
+    plain trainer (``trainer._features_once``) and populations (``population._Program``) compute
+    it once per training set instead of at every step: one decision, taken here.
+    """
+    if isinstance(model, nn.Sequential) and len(model) and isinstance(model[0], (StandardisedSpectrogram, TfidfBag)) \
+            and not any(True for _ in model[0].parameters()):
+        return model[0]
+    return None
+
+
 # ----------------------------------------------------------------------------- helpers
 
 

@@ -49,7 +49,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model_zoo.architectures import M5, SpecCNN, StandardisedSpectrogram, TextCNN, TfidfBag, build_model
+from model_zoo.architectures import (
+    M5,
+    SpecCNN,
+    StandardisedSpectrogram,
+    TextCNN,
+    TfidfBag,
+    build_model,
+    parameter_free_front,
+)
 from model_zoo.axes import TrainConfig
 from model_zoo.build import VECTORISED_ARCHITECTURES, population_key
 from model_zoo.data.base import TaskInfo
@@ -58,6 +66,7 @@ from model_zoo.trainer import (
     _AUG_STREAM,
     _LOSS_PROBE_STREAM,
     _ORDER_STREAM,
+    EVAL_BATCH,
     LOSS_PROBE_EXAMPLES,
     TrainResult,
     _cpu_state,
@@ -77,7 +86,7 @@ __all__ = [
     "train_population",
 ]
 
-EVAL_CHUNK = 1024  # rows per forward in the convergence check: trainer.evaluate's batch_size
+EVAL_CHUNK = EVAL_BATCH  # rows per forward in the convergence check, as trainer.evaluate
 # Activations of one member-chunk in an evaluation forward are capped near this many bytes by
 # evaluating members in slices (text and raw-audio models have large per-example activations).
 EVAL_BYTES = 256 * 2**20
@@ -235,16 +244,22 @@ class _Program:
         self.has_dropout = any(op.kind == "dropout" for op in self.ops)
 
     def pop_front_end(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """Remove the program's leading parameter-free front end and return it (None: there is none)."""
-        if self.member_ops and self.member_ops[0].kind in ("spectrogram", "front"):
-            op, self.member_ops = self.member_ops[0], self.member_ops[1:]
+        """Remove the program's leading parameter-free front end and return it (None: there is none).
+
+        That is ``architectures.parameter_free_front`` of the template (as the plain trainer
+        decides), or ``SpecCNN``'s spectrogram with its standardisation (populations only).
+        """
+        first = (self.member_ops or self.ops)[0] if (self.member_ops or self.ops) else None
+        front = parameter_free_front(self.template)
+        if first is None or not (first.kind == "spectrogram" or (front is not None and first.module is front)):
+            return None
+        if self.member_ops:
+            self.member_ops = self.member_ops[1:]
             if [o.kind for o in self.member_ops] == ["flatten"]:  # an MLP on the features: stacked throughout
                 self.member_ops, self.ops = [], [*self.member_ops, *self.ops]
-            return lambda x: self._member_op(op, [], x)
-        if not self.member_ops and self.ops and self.ops[0].kind == "tfidf":
-            op, self.ops = self.ops[0], self.ops[1:]
-            return op.module
-        return None
+            return lambda x: self._member_op(first, [], x)
+        self.ops = self.ops[1:]
+        return first.module
 
     def leaves(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-parameter ``[P, *shape]`` views of the rows of ``flat`` that require grad."""

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model_zoo.architectures import StandardisedSpectrogram, TfidfBag, build_model, n_parameters
+from model_zoo.architectures import build_model, n_parameters, parameter_free_front
 from model_zoo.axes import TrainConfig
 from model_zoo.data.base import TaskInfo
 from model_zoo.projection import WindowRecorder
@@ -112,9 +112,14 @@ def make_train_subset(
     return TrainSubset(indices=indices, labels=labels, noisy_indices=indices[positions])
 
 
+EVAL_BATCH = 1024
+"""Rows per forward when a whole training set is evaluated (convergence checks; populations
+chunk the same way, which the summation order of the train loss depends on)."""
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, *,
-             batch_size: int = 1024) -> tuple[float, float]:
+             batch_size: int = EVAL_BATCH) -> tuple[float, float]:
     """(error fraction, mean cross-entropy) of ``model`` on (x, y), in eval mode under no_grad.
 
     The model's train/eval mode is restored afterwards. Inputs go to the model's device.
@@ -256,28 +261,20 @@ def train_model(
 
 # ----------------------------------------------------------------------------- internals
 
-_FRONT_ENDS = (StandardisedSpectrogram, TfidfBag)
-_FRONT_CHUNK = 1024
-
-
 def _features_once(model: nn.Module, xt: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
-    """(the network after its front end, the training set's features) when the model starts with a
-    parameter-free front end (``spec_mlp``'s standardised spectrogram, ``bow_mlp``'s TF-IDF); else
-    ``(model, xt)``.
+    """(the network after its parameter-free front end, the training set's features) when the
+    model starts with one (``architectures.parameter_free_front``); else ``(model, xt)``.
 
-    The front end acts on each example alone and gives the same bits whatever the batch (the
-    population trainer relies on the same fact, and the equivalence tests check it), so computing
-    it once instead of at every step, check and window probe changes no number; the rest of the
-    Sequential shares the model's parameters. Not with augmentation, which acts on raw inputs.
+    Computing the front end once instead of at every step, check and window probe changes no
+    number (the equivalence tests check it); the rest of the Sequential shares the model's
+    parameters. Not with augmentation, which acts on raw inputs.
     """
-    if not (isinstance(model, nn.Sequential) and isinstance(model[0], _FRONT_ENDS)
-            and not any(True for _ in model[0].parameters())):
+    front = parameter_free_front(model)
+    if front is None:
         return model, xt
-    front = model[0]
     with torch.no_grad():
-        feats = torch.cat([front(xt[a : a + _FRONT_CHUNK]) for a in range(0, len(xt), _FRONT_CHUNK)])
+        feats = torch.cat([front(xt[a : a + EVAL_BATCH]) for a in range(0, len(xt), EVAL_BATCH)])
     return model[1:], feats
-
 
 
 def _record_window(cfg: TrainConfig, model: nn.Module, step: Callable[[], float], xt: torch.Tensor,
