@@ -248,7 +248,8 @@ def bench_population(quick: bool) -> dict:
     import tempfile
     from pathlib import Path
 
-    from model_zoo.build import DEFAULT_POPULATION_SIZE, build_zoo
+    from model_zoo.build import build_zoo
+    from model_zoo.plan import DEFAULT_POPULATION_SIZE
 
     members = 8 if quick else DEFAULT_POPULATION_SIZE
     scale = 1 if quick else 2  # steps before the window and window steps, 3 : 1 as in a zoo (e.g. 3k + 1k)

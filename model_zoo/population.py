@@ -59,8 +59,8 @@ from model_zoo.architectures import (
     parameter_free_front,
 )
 from model_zoo.axes import TrainConfig
-from model_zoo.build import VECTORISED_ARCHITECTURES, population_key
 from model_zoo.data.base import TaskInfo
+from model_zoo.plan import VECTORISED_ARCHITECTURES, population_key
 from model_zoo.projection import WindowRecorder
 from model_zoo.trainer import (
     _AUG_STREAM,

@@ -26,8 +26,9 @@ import torch
 from torch.nn import functional as F
 
 from model_zoo import store
-from model_zoo.build import DEFAULT_POPULATION_SIZE, build_zoo, plan_populations, population_key
+from model_zoo.build import build_zoo
 from model_zoo.determinism import training_env
+from model_zoo.plan import DEFAULT_POPULATION_SIZE, plan_populations, population_key
 from model_zoo.population import nll_sum
 from model_zoo.spec import expand, load_spec, parse_spec
 
